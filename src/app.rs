@@ -1,0 +1,176 @@
+//! The composition root: builds the engine, the drivers and the admin listener from a
+//! `Config`, wires their channels, and runs them until shutdown.
+//!
+//! Owns: start-up order and shutdown order (stop accepting INVITEs → end calls → stop
+//! listeners). Must not touch: business rules.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context;
+use tokio::sync::{mpsc, oneshot};
+
+use crate::config::{Config, Listen};
+use crate::engine::ids::QueueName;
+use crate::engine::Engine;
+use crate::http::AdminState;
+use crate::media::leg::{MediaContext, MediaCounters};
+use crate::media::library::AudioLibrary;
+use crate::media::ports::PortPool;
+use crate::metrics::MetricsSources;
+use crate::runtime::{Inputs, Runtime};
+use crate::sip::{SipCounters, SipService, SipSettings};
+
+/// A running service. Dropping it does not stop it: call `shutdown`.
+pub struct Service {
+    pub sip_udp: Vec<SocketAddr>,
+    pub sip_tcp: Vec<SocketAddr>,
+    pub http: SocketAddr,
+    pub ports: PortPool,
+    stop: Option<oneshot::Sender<()>>,
+    done: tokio::task::JoinHandle<()>,
+}
+
+impl Service {
+    /// Ends every call, stops the listeners and waits for the control loop.
+    pub async fn shutdown(mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        let _ = self.done.await;
+    }
+
+    /// Waits until the service stops by itself (after `shutdown` was signalled elsewhere).
+    pub async fn wait(self) {
+        let _ = self.done.await;
+    }
+}
+
+/// Loads everything the config names and starts the service.
+pub async fn start(config: Config) -> anyhow::Result<Service> {
+    start_with_records(config, None).await
+}
+
+/// As [`start`], also sending every finished call's record to `records` (tests, store).
+pub async fn start_with_records(
+    config: Config,
+    records: Option<crate::runtime::RecordSink>,
+) -> anyhow::Result<Service> {
+    let queue_names: Vec<QueueName> = config.queues.iter().map(|q| QueueName(q.name.clone())).collect();
+    let ivr = crate::ivr_scripts::load(&config.ivr.scripts, &queue_names).map_err(|problems| {
+        let list: Vec<String> = problems.iter().map(|p| p.to_string()).collect();
+        anyhow::anyhow!("the IVR scripts have problems:\n{}", list.join("\n"))
+    })?;
+    let schedule = config
+        .schedule
+        .compile()
+        .map_err(|e| anyhow::anyhow!("schedule: {}", e.iter().map(|e| e.to_string()).collect::<Vec<_>>().join("; ")))?;
+    let library = AudioLibrary::new(
+        ivr.prompts.iter().map(|(id, audio)| (id, audio.samples.as_slice())),
+        &ivr.music.samples,
+    );
+    tracing::info!(prompts = library.len(), "prompts loaded");
+    let engine = Engine::new(Arc::new(ivr.scripts), schedule, queue_names.clone())
+        .with_answer_delay(Duration::from_millis(config.sip.answer_after_ms));
+
+    let (sip_tx, sip_rx) = mpsc::channel(4096);
+    let (media_tx, media_rx) = mpsc::channel(4096);
+    let (admin_tx, admin_rx) = mpsc::channel(64);
+
+    let sip_counters = Arc::new(SipCounters::default());
+    let media_counters = Arc::new(MediaCounters::default());
+    let ports = PortPool::new(config.rtp_ports());
+    let listen = config.sip_listen();
+    let settings = SipSettings {
+        udp: listen.iter().filter_map(|l| if let Listen::Udp(a) = l { Some(*a) } else { None }).collect(),
+        tcp: listen.iter().filter_map(|l| if let Listen::Tcp(a) = l { Some(*a) } else { None }).collect(),
+        advertise_ip: config.sip.advertise_ip.parse().ok(),
+        user_agent: format!("{}/{}", config.sip.user_agent, env!("CARGO_PKG_VERSION")),
+        node: config.node.clone(),
+    };
+    let sip_tcp = settings.tcp.clone();
+    let sip = SipService::start(settings, sip_tx, sip_counters.clone()).await.context("starting SIP")?;
+    let sip_udp = sip.udp_addrs().to_vec();
+
+    let media = MediaContext {
+        pool: ports.clone(),
+        library: Arc::new(library),
+        counters: media_counters.clone(),
+        events: media_tx,
+        rtp_timeout: Duration::from_secs(config.media.rtp_timeout_secs),
+    };
+    let runtime = Runtime::new(engine, media, records);
+
+    let http_listener = tokio::net::TcpListener::bind(&config.http.listen)
+        .await
+        .with_context(|| format!("binding the admin listener {}", config.http.listen))?;
+    let http = http_listener.local_addr()?;
+    let admin = AdminState {
+        requests: admin_tx,
+        metrics: Arc::new(MetricsSources {
+            sip: sip_counters,
+            media: media_counters,
+            ports: ports.clone(),
+            version: env!("CARGO_PKG_VERSION"),
+        }),
+    };
+    let (http_stop_tx, http_stop_rx) = oneshot::channel::<()>();
+    let http_task = tokio::spawn(async move {
+        let stop = async move {
+            let _ = http_stop_rx.await;
+        };
+        if let Err(e) = crate::http::serve(http_listener, admin, stop).await {
+            tracing::error!(error = %e, "admin listener failed");
+        }
+    });
+
+    let (stop_tx, stop_rx) = oneshot::channel::<()>();
+    let done = tokio::spawn(async move {
+        let inputs = Inputs { sip: sip_rx, media: media_rx, admin: admin_rx };
+        let sip_ref = &sip;
+        let shutdown = async move {
+            let _ = stop_rx.await;
+            // New INVITEs get 503 from here on; the runtime then ends the calls.
+            sip_ref.stop_accepting();
+        };
+        runtime.run(inputs, shutdown).await;
+        sip.shutdown();
+        let _ = http_stop_tx.send(());
+        let _ = http_task.await;
+        tracing::info!("stopped");
+    });
+    tracing::info!(?sip_udp, ?sip_tcp, %http, "centralino is serving");
+    Ok(Service { sip_udp, sip_tcp, http, ports, stop: Some(stop_tx), done })
+}
+
+/// Runs until SIGINT or SIGTERM, then shuts down cleanly.
+pub async fn serve(config: Config) -> anyhow::Result<()> {
+    let service = start(config).await?;
+    wait_for_signal().await;
+    tracing::info!("signal received: shutting down");
+    service.shutdown().await;
+    Ok(())
+}
+
+async fn wait_for_signal() {
+    let ctrl_c = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        let mut term = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(s) => s,
+            Err(_) => {
+                let _ = ctrl_c.await;
+                return;
+            }
+        };
+        tokio::select! {
+            _ = ctrl_c => {},
+            _ = term.recv() => {},
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = ctrl_c.await;
+    }
+}

@@ -1,0 +1,346 @@
+//! Typed configuration: embedded defaults, then a TOML file, then `CENTRALINO_*` variables.
+//!
+//! Owns: the `Config` tree, its parsing and its validation (`validate`, shared by `check`).
+//! Must not touch: sockets, the database, the engine's runtime state.
+
+use std::net::SocketAddr;
+use std::ops::RangeInclusive;
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
+use thiserror::Error;
+
+use crate::engine::schedule::ScheduleSpec;
+
+/// The commented default configuration, printed by `centralino default-config`.
+pub const DEFAULT_CONFIG: &str = include_str!("default_config.toml");
+
+/// Prefix of environment overrides: `CENTRALINO_<SECTION>__<KEY>`.
+const ENV_PREFIX: &str = "CENTRALINO_";
+
+/// The whole configuration.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    /// This node's name, part of call ids and records.
+    pub node: String,
+    pub sip: SipConfig,
+    pub media: MediaConfig,
+    pub http: HttpConfig,
+    pub database: DatabaseConfig,
+    pub ivr: IvrConfig,
+    pub schedule: ScheduleSpec,
+    #[serde(rename = "queue")]
+    pub queues: Vec<QueueConfig>,
+}
+
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SipConfig {
+    pub listen: Vec<String>,
+    pub domain: String,
+    pub advertise_ip: String,
+    pub user_agent: String,
+    pub answer_after_ms: u64,
+}
+
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MediaConfig {
+    pub rtp_ports: String,
+    pub rtp_timeout_secs: u64,
+}
+
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HttpConfig {
+    pub listen: String,
+}
+
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DatabaseConfig {
+    pub url: String,
+}
+
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct IvrConfig {
+    pub scripts: PathBuf,
+}
+
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct QueueConfig {
+    pub name: String,
+    /// What an operator's phone shows, e.g. `Tributi`.
+    pub theme: String,
+}
+
+/// A SIP listening address.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Listen {
+    Udp(SocketAddr),
+    Tcp(SocketAddr),
+}
+
+/// Why a configuration cannot be used. Each message names the key, and the line when known.
+#[derive(Debug, Error)]
+pub enum ConfigError {
+    #[error("{file}: cannot read: {source}")]
+    Read { file: String, source: std::io::Error },
+    #[error("{file}:{line}: {message}")]
+    Invalid { file: String, line: usize, message: String },
+}
+
+impl Config {
+    /// Loads the defaults, the optional file and the environment overrides.
+    pub fn load(file: Option<&Path>) -> Result<Config, Vec<ConfigError>> {
+        let env: Vec<(String, String)> = std::env::vars().collect();
+        Config::load_with_env(file, &env)
+    }
+
+    /// As [`Config::load`], with the environment passed in (tests).
+    pub fn load_with_env(
+        file: Option<&Path>,
+        env: &[(String, String)],
+    ) -> Result<Config, Vec<ConfigError>> {
+        let mut tree: toml::Table = DEFAULT_CONFIG
+            .parse()
+            .expect("the embedded default config is valid TOML (tested)");
+        let (file_name, text) = match file {
+            Some(path) => {
+                let text = std::fs::read_to_string(path).map_err(|source| {
+                    vec![ConfigError::Read { file: path.display().to_string(), source }]
+                })?;
+                let overlay: toml::Table = text.parse().map_err(|e: toml::de::Error| {
+                    vec![invalid_at_span(&path.display().to_string(), &text, e.span(), e.message())]
+                })?;
+                merge(&mut tree, overlay);
+                (path.display().to_string(), text)
+            }
+            None => ("<defaults>".to_string(), DEFAULT_CONFIG.to_string()),
+        };
+        apply_env(&mut tree, env).map_err(|m| {
+            vec![ConfigError::Invalid { file: "<environment>".into(), line: 0, message: m }]
+        })?;
+        let config: Config = toml::Value::Table(tree).try_into().map_err(|e: toml::de::Error| {
+            vec![ConfigError::Invalid {
+                file: file_name.clone(),
+                line: 0,
+                message: e.message().to_string(),
+            }]
+        })?;
+        let problems = config.validate();
+        if problems.is_empty() {
+            Ok(config)
+        } else {
+            Err(problems
+                .into_iter()
+                .map(|(key, message)| ConfigError::Invalid {
+                    file: file_name.clone(),
+                    line: line_of_key(&text, &key),
+                    message: format!("{key}: {message}"),
+                })
+                .collect())
+        }
+    }
+
+    /// Every problem as `(key path, message)`; empty when the config is usable.
+    pub fn validate(&self) -> Vec<(String, String)> {
+        let mut problems = Vec::new();
+        if self.sip.listen.is_empty() {
+            problems.push(("sip.listen".into(), "at least one address is needed".into()));
+        }
+        for (i, l) in self.sip.listen.iter().enumerate() {
+            if let Err(m) = parse_listen(l) {
+                problems.push((format!("sip.listen[{i}]"), m));
+            }
+        }
+        if !self.sip.advertise_ip.is_empty()
+            && self.sip.advertise_ip.parse::<std::net::IpAddr>().is_err()
+        {
+            problems.push(("sip.advertise_ip".into(), "not an IP address".into()));
+        }
+        if let Err(m) = parse_port_range(&self.media.rtp_ports) {
+            problems.push(("media.rtp_ports".into(), m));
+        }
+        if self.http.listen.parse::<SocketAddr>().is_err() {
+            problems.push(("http.listen".into(), "expected IP:PORT".into()));
+        }
+        if self.node.is_empty() || !self.node.chars().all(|c| c.is_ascii_alphanumeric() || c == '-') {
+            problems.push(("node".into(), "use letters, digits and '-' only".into()));
+        }
+        let mut seen = std::collections::BTreeSet::new();
+        for (i, q) in self.queues.iter().enumerate() {
+            if !seen.insert(q.name.clone()) {
+                problems.push((format!("queue[{i}].name"), format!("duplicate queue {:?}", q.name)));
+            }
+        }
+        if let Err(errors) = self.schedule.compile() {
+            for e in errors {
+                problems.push((format!("schedule.{}", e.field), e.message));
+            }
+        }
+        problems
+    }
+
+    /// The parsed SIP listening addresses (valid after `validate`).
+    pub fn sip_listen(&self) -> Vec<Listen> {
+        self.sip.listen.iter().filter_map(|l| parse_listen(l).ok()).collect()
+    }
+
+    /// The RTP port range (valid after `validate`).
+    pub fn rtp_ports(&self) -> RangeInclusive<u16> {
+        parse_port_range(&self.media.rtp_ports).unwrap_or(20000..=29999)
+    }
+}
+
+fn parse_listen(text: &str) -> Result<Listen, String> {
+    let (transport, addr) = text
+        .split_once(':')
+        .ok_or_else(|| format!("{text:?}: expected udp:IP:PORT or tcp:IP:PORT"))?;
+    let addr: SocketAddr = addr.parse().map_err(|_| format!("{text:?}: bad IP:PORT"))?;
+    match transport {
+        "udp" => Ok(Listen::Udp(addr)),
+        "tcp" => Ok(Listen::Tcp(addr)),
+        other => Err(format!("{text:?}: unknown transport {other:?} (udp or tcp)")),
+    }
+}
+
+fn parse_port_range(text: &str) -> Result<RangeInclusive<u16>, String> {
+    let (lo, hi) = text.split_once('-').ok_or("expected LOW-HIGH, e.g. 20000-29999")?;
+    let lo: u16 = lo.trim().parse().map_err(|_| "bad low port")?;
+    let hi: u16 = hi.trim().parse().map_err(|_| "bad high port")?;
+    if lo == 0 || lo >= hi {
+        return Err("the range must be LOW-HIGH with 0 < LOW < HIGH".into());
+    }
+    Ok(lo..=hi)
+}
+
+/// Deep-merges `overlay` into `base`: tables merge, everything else (arrays too) replaces.
+fn merge(base: &mut toml::Table, overlay: toml::Table) {
+    for (key, value) in overlay {
+        match (base.get_mut(&key), value) {
+            (Some(toml::Value::Table(b)), toml::Value::Table(o)) => merge(b, o),
+            (_, v) => {
+                base.insert(key, v);
+            }
+        }
+    }
+}
+
+/// Applies `CENTRALINO_SECTION__KEY=value`: the value is read as TOML when it parses
+/// (numbers, arrays, booleans), else as a plain string.
+fn apply_env(tree: &mut toml::Table, env: &[(String, String)]) -> Result<(), String> {
+    for (name, raw) in env {
+        let Some(path) = name.strip_prefix(ENV_PREFIX) else { continue };
+        let keys: Vec<String> = path.split("__").map(|k| k.to_ascii_lowercase()).collect();
+        if keys.iter().any(|k| k.is_empty()) {
+            return Err(format!("{name}: empty key segment"));
+        }
+        let value = format!("v = {raw}")
+            .parse::<toml::Table>()
+            .ok()
+            .and_then(|mut t| t.remove("v"))
+            .unwrap_or_else(|| toml::Value::String(raw.clone()));
+        let mut table = &mut *tree;
+        for key in &keys[..keys.len() - 1] {
+            let entry = table
+                .entry(key.clone())
+                .or_insert_with(|| toml::Value::Table(toml::Table::new()));
+            table = entry
+                .as_table_mut()
+                .ok_or_else(|| format!("{name}: {key} is not a section"))?;
+        }
+        table.insert(keys[keys.len() - 1].clone(), value);
+    }
+    Ok(())
+}
+
+fn invalid_at_span(
+    file: &str,
+    text: &str,
+    span: Option<std::ops::Range<usize>>,
+    message: &str,
+) -> ConfigError {
+    let line = span.map(|s| line_at_offset(text, s.start)).unwrap_or(0);
+    ConfigError::Invalid { file: file.to_string(), line, message: message.to_string() }
+}
+
+/// 1-based line of a byte offset.
+pub fn line_at_offset(text: &str, offset: usize) -> usize {
+    text[..offset.min(text.len())].matches('\n').count() + 1
+}
+
+/// Best-effort line of a key path like `schedule.monday[1]` in the file's text: the line of
+/// the last key name that appears after its section header. 0 when not found.
+fn line_of_key(text: &str, key: &str) -> usize {
+    let mut parts = key.split('.');
+    let section = parts.next().unwrap_or_default();
+    let leaf = key.rsplit('.').next().unwrap_or(key);
+    let leaf = leaf.split('[').next().unwrap_or(leaf);
+    let header = format!("[{section}]");
+    let mut in_section = !key.contains('.');
+    for (i, line) in text.lines().enumerate() {
+        let trimmed = line.trim_start();
+        if trimmed.starts_with('[') {
+            in_section = trimmed.starts_with(&header) || !key.contains('.');
+        }
+        if in_section && (trimmed.starts_with(&format!("{leaf} ")) || trimmed.starts_with(&format!("{leaf}="))) {
+            return i + 1;
+        }
+    }
+    0
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn embedded_defaults_load_and_validate() {
+        let config = Config::load_with_env(None, &[]).expect("defaults are valid");
+        assert_eq!(config.sip_listen().len(), 2);
+        assert_eq!(config.rtp_ports(), 20000..=29999);
+        assert!(config.queues.iter().any(|q| q.name == "generale"));
+    }
+
+    #[test]
+    fn environment_overrides_nested_keys_with_typed_values() {
+        let env = vec![
+            ("CENTRALINO_DATABASE__URL".to_string(), "postgres://x/y".to_string()),
+            ("CENTRALINO_SIP__LISTEN".to_string(), r#"["udp:127.0.0.1:5070"]"#.to_string()),
+            ("OTHER".to_string(), "ignored".to_string()),
+        ];
+        let config = Config::load_with_env(None, &env).expect("valid");
+        assert_eq!(config.database.url, "postgres://x/y");
+        assert_eq!(config.sip_listen(), vec![Listen::Udp("127.0.0.1:5070".parse().unwrap())]);
+    }
+
+    #[test]
+    fn a_file_overrides_only_what_it_names_and_errors_carry_lines() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("c.toml");
+        std::fs::write(&path, "[media]\nrtp_ports = \"30000-30100\"\n").unwrap();
+        let config = Config::load_with_env(Some(&path), &[]).expect("valid");
+        assert_eq!(config.rtp_ports(), 30000..=30100);
+        assert_eq!(config.http.listen, "127.0.0.1:9464");
+
+        std::fs::write(&path, "[media]\n\nrtp_ports = \"9-3\"\n").unwrap();
+        let errors = Config::load_with_env(Some(&path), &[]).unwrap_err();
+        let text = errors[0].to_string();
+        assert!(text.contains("c.toml:3: media.rtp_ports"), "{text}");
+
+        std::fs::write(&path, "[media\nrtp_ports = 1\n").unwrap();
+        let errors = Config::load_with_env(Some(&path), &[]).unwrap_err();
+        assert!(errors[0].to_string().contains("c.toml:1:"), "{}", errors[0]);
+    }
+
+    #[test]
+    fn bad_listen_addresses_are_rejected() {
+        assert!(parse_listen("sctp:1.2.3.4:5").is_err());
+        assert!(parse_listen("udp:nope").is_err());
+        assert_eq!(parse_listen("tcp:127.0.0.1:5060"), Ok(Listen::Tcp("127.0.0.1:5060".parse().unwrap())));
+    }
+}

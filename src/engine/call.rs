@@ -1,0 +1,172 @@
+//! One caller's lifecycle as plain data.
+//!
+//! ```text
+//!  Arrived ─▶ Ringing ─▶ Answering ──ACK──▶ Ivr ──choice──▶ Queued ──▶ (operator: later)
+//!     │                   │               │                 │
+//!     └──closed hours─────┴──▶ Closing ───┴──hang-up/BYE────┴──▶ Ended{outcome}
+//! ```
+//! Owns: the stage, what the caller chose and when things happened.
+//! Must not touch: SIP, media or the clock; the engine drives every change.
+
+use std::time::Instant;
+
+use super::ids::{CallId, Language, QueueName};
+use super::ivr::IvrRun;
+
+/// Where a call is now.
+#[derive(Debug)]
+pub enum Stage {
+    /// Ringing (180 sent); answered at `answer_at`.
+    Ringing { answer_at: Instant },
+    /// The engine told SIP to answer and waits for the caller's ACK.
+    Answering,
+    /// In the IVR menus.
+    Ivr(IvrRun),
+    /// In a queue, hearing the waiting prompt then music on hold.
+    Queued,
+    /// Hearing a final message (closed office, goodbye) before centralino hangs up.
+    Closing,
+}
+
+impl Stage {
+    /// The stage's name as shown by the API and metrics.
+    pub fn kind(&self) -> StageKind {
+        match self {
+            Stage::Ringing { .. } | Stage::Answering | Stage::Ivr(_) | Stage::Closing => StageKind::Ivr,
+            Stage::Queued => StageKind::Queued,
+        }
+    }
+}
+
+/// The stage names used by `/api/v1/calls` and `centralino_calls_active{stage}`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum StageKind {
+    Ivr,
+    Queued,
+    Ringing,
+    Connected,
+}
+
+impl StageKind {
+    pub const ALL: [StageKind; 4] =
+        [StageKind::Ivr, StageKind::Queued, StageKind::Ringing, StageKind::Connected];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            StageKind::Ivr => "ivr",
+            StageKind::Queued => "queued",
+            StageKind::Ringing => "ringing",
+            StageKind::Connected => "connected",
+        }
+    }
+}
+
+/// How a call ended: every call gets exactly one.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Outcome {
+    /// Connected to an operator.
+    Answered,
+    /// Hung up while waiting in a queue.
+    Abandoned,
+    /// Hung up (or cancelled) before reaching a queue.
+    IvrHangup,
+    /// Left the queue at its maximum wait.
+    Timeout,
+    /// Sent to another queue or message.
+    Overflow,
+    /// Told the office is closed.
+    Closed,
+    /// The IVR ended the call (a hang-up menu choice).
+    Completed,
+    /// Ended by centralino's shutdown or a lost peer.
+    Interrupted,
+}
+
+impl Outcome {
+    pub const ALL: [Outcome; 8] = [
+        Outcome::Answered,
+        Outcome::Abandoned,
+        Outcome::IvrHangup,
+        Outcome::Timeout,
+        Outcome::Overflow,
+        Outcome::Closed,
+        Outcome::Completed,
+        Outcome::Interrupted,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Outcome::Answered => "answered",
+            Outcome::Abandoned => "abandoned",
+            Outcome::IvrHangup => "ivr_hangup",
+            Outcome::Timeout => "timeout",
+            Outcome::Overflow => "overflow",
+            Outcome::Closed => "closed",
+            Outcome::Completed => "completed",
+            Outcome::Interrupted => "interrupted",
+        }
+    }
+}
+
+/// A live call as the engine sees it.
+#[derive(Debug)]
+pub struct Call {
+    pub id: CallId,
+    /// The caller's number or SIP user, as presented.
+    pub caller: String,
+    pub arrived_at: jiff::Timestamp,
+    pub arrived_instant: Instant,
+    pub stage: Stage,
+    pub language: Language,
+    /// Menu choices so far, e.g. `["principale:1", "demografici:2"]`.
+    pub ivr_path: Vec<String>,
+    pub queue: Option<QueueName>,
+    pub queued_at: Option<Instant>,
+    /// The last playback sequence number handed to media, so stale "finished" events are ignored.
+    pub last_seq: u64,
+    /// When this playback finishes, centralino hangs up with this outcome.
+    pub hangup_after: Option<(u64, Outcome)>,
+    /// After this playback, start music on hold.
+    pub music_after: Option<u64>,
+}
+
+/// What the admin API shows of a live call.
+#[derive(Clone, Debug, serde::Serialize)]
+pub struct CallView {
+    pub id: String,
+    pub caller: String,
+    pub started_at: String,
+    pub stage: &'static str,
+    pub language: &'static str,
+    pub ivr_path: Vec<String>,
+    pub queue: Option<String>,
+}
+
+impl Call {
+    pub fn view(&self) -> CallView {
+        CallView {
+            id: self.id.0.clone(),
+            caller: self.caller.clone(),
+            started_at: self.arrived_at.to_string(),
+            stage: self.stage.kind().as_str(),
+            language: self.language.code(),
+            ivr_path: self.ivr_path.clone(),
+            queue: self.queue.as_ref().map(|q| q.0.clone()),
+        }
+    }
+}
+
+/// The record of a finished call, for the store and metrics.
+#[derive(Clone, Debug)]
+pub struct CallRecord {
+    pub id: CallId,
+    pub caller: String,
+    pub started_at: jiff::Timestamp,
+    pub ended_at: jiff::Timestamp,
+    pub language: Language,
+    pub ivr_path: Vec<String>,
+    pub queue: Option<QueueName>,
+    pub outcome: Outcome,
+    /// Time spent in the queue, when the call reached one.
+    pub wait: Option<std::time::Duration>,
+}

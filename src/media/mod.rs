@@ -1,0 +1,12 @@
+//! Media: RTP endpoints per call leg, G.711, prompt and music playback paced at 20 ms,
+//! RFC 4733 DTMF.
+//!
+//! Owns: RTP sockets and the port pool. Must not touch: SIP types, engine state.
+
+pub mod dtmf;
+pub mod g711;
+pub mod leg;
+pub mod library;
+pub mod pacer;
+pub mod ports;
+pub mod session;

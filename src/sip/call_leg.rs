@@ -1,0 +1,319 @@
+//! One caller's SIP leg: the server INVITE dialog from INVITE to the end, driven by the
+//! runtime's commands and the dialog's state changes.
+//!
+//! ```text
+//!  INVITE ─▶ 100 ─▶ (runtime: Answer) ─▶ 200+SDP ─▶ ACK ─▶ Established ─▶ BYE (either side) ─▶ Ended
+//!             └──────────── CANCEL ─▶ 487 (rsipstack) ─▶ Ended
+//! ```
+//! Owns: the dialog and the SDP answer. Must not touch: media sockets, call policy.
+
+use std::net::{IpAddr, SocketAddr};
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+
+use rsipstack::dialog::dialog::{DialogState, DialogStateReceiver, TerminatedReason};
+use rsipstack::dialog::invite_dialog::InviteDialog;
+use rsipstack::sip::{Header, HeadersExt, StatusCode};
+use rsipstack::transaction::transaction::Transaction;
+use tokio::sync::mpsc;
+
+use super::{sdp, SipContext, SipEvent};
+use crate::engine::ids::{CallId, DtmfDigit};
+
+/// What the runtime tells a caller's leg to do.
+#[derive(Debug)]
+pub enum SipCallCommand {
+    /// Send 180 Ringing.
+    Ring,
+    /// Send 200 OK with an SDP answer pointing at `local_rtp`.
+    Answer { local_rtp: SocketAddr },
+    /// End the call: BYE when answered, else a final error response.
+    Hangup,
+}
+
+/// The runtime's handle on a leg.
+#[derive(Debug, Clone)]
+pub struct CallLegHandle {
+    commands: mpsc::Sender<SipCallCommand>,
+}
+
+impl CallLegHandle {
+    pub fn send(&self, cmd: SipCallCommand) {
+        // A full or closed channel means the leg is already ending; nothing to do.
+        let _ = self.commands.try_send(cmd);
+    }
+}
+
+/// Runs a new INVITE to its end.
+pub(crate) async fn run(ctx: Arc<SipContext>, mut tx: Transaction) {
+    let offer = tx.original.body().clone();
+    let peer_ip = tx
+        .connection
+        .as_ref()
+        .and_then(|c| c.get_remote_addr())
+        .and_then(|a| a.get_socketaddr().ok())
+        .map(|a| a.ip())
+        .unwrap_or(IpAddr::from([127, 0, 0, 1]));
+    let local_ip = ctx.settings.advertise_ip.unwrap_or_else(|| super::local_ip_towards(peer_ip));
+    let remote_media = match sdp::answer_offer(&offer, local_ip, 9, 0, 0) {
+        Ok((remote, _)) => remote,
+        Err(e) => {
+            tracing::info!(error = %e, "INVITE with an unusable SDP offer");
+            let _ = tx.reply(StatusCode::NotAcceptableHere).await;
+            return;
+        }
+    };
+    let (state_tx, state_rx) = ctx.dialogs.new_dialog_state_channel();
+    let contact = contact_uri(&ctx, &tx, local_ip);
+    let dialog = match ctx.dialogs.get_or_create_server_invite(&tx, state_tx, None, contact) {
+        Ok(d) => d,
+        Err(e) => {
+            tracing::info!(error = %e, "cannot create a dialog for an INVITE");
+            let _ = tx.reply(StatusCode::ServerInternalError).await;
+            return;
+        }
+    };
+    let call = new_call_id(&ctx);
+    let caller = caller_of(&tx);
+    let (cmd_tx, cmd_rx) = mpsc::channel(8);
+    let leg = CallLegHandle { commands: cmd_tx };
+    let incoming = SipEvent::Incoming { call: call.clone(), caller, remote_media, local_ip, leg };
+    if ctx.events.send(incoming).await.is_err() {
+        let _ = tx.reply(StatusCode::ServiceUnavailable).await;
+        return;
+    }
+    // The INVITE transaction runs beside the leg: it sends 100 Trying, absorbs
+    // retransmissions, answers CANCEL (200 + 487) and waits for the ACK.
+    let mut invite_dialog = dialog.clone();
+    let invite_tx = tokio::spawn(async move {
+        let _ = invite_dialog.handle(&mut tx).await;
+    });
+    let leg = Leg { ctx: ctx.clone(), call: call.clone(), dialog, offer, local_ip, local_rtp: None };
+    leg.drive(cmd_rx, state_rx).await;
+    invite_tx.abort();
+}
+
+struct Leg {
+    ctx: Arc<SipContext>,
+    call: CallId,
+    dialog: InviteDialog,
+    offer: Vec<u8>,
+    local_ip: IpAddr,
+    local_rtp: Option<SocketAddr>,
+}
+
+impl Leg {
+    async fn drive(
+        mut self,
+        mut commands: mpsc::Receiver<SipCallCommand>,
+        mut states: DialogStateReceiver,
+    ) {
+        let mut commands_open = true;
+        loop {
+            tokio::select! {
+                cmd = commands.recv(), if commands_open => match cmd {
+                    Some(SipCallCommand::Ring) => { let _ = self.dialog.ringing(None, None); }
+                    Some(SipCallCommand::Answer { local_rtp }) => self.answer(local_rtp),
+                    Some(SipCallCommand::Hangup) => self.hang_up().await,
+                    // The runtime dropped the call: make sure the caller is not left hanging.
+                    None => { commands_open = false; self.hang_up().await }
+                },
+                state = states.recv() => match state {
+                    Some(state) => if self.on_state(state).await { break },
+                    None => break,
+                },
+            }
+        }
+        self.ctx.dialogs.remove_dialog(&self.dialog.id());
+        let _ = self.ctx.events.send(SipEvent::Ended { call: self.call.clone() }).await;
+    }
+
+    fn answer(&mut self, local_rtp: SocketAddr) {
+        self.local_rtp = Some(local_rtp);
+        match sdp::answer_offer(&self.offer, self.local_ip, local_rtp.port(), session_id(&self.call), 1) {
+            Ok((_, answer)) => {
+                let headers = vec![Header::ContentType("application/sdp".into()), Header::Allow(super::ALLOW.into())];
+                if let Err(e) = self.dialog.accept(Some(headers), Some(answer.into_bytes())) {
+                    tracing::info!(call = %self.call, error = %e, "could not answer");
+                }
+            }
+            Err(e) => {
+                tracing::warn!(call = %self.call, error = %e, "SDP answer failed after the offer was accepted");
+                let _ = self.dialog.reject(Some(StatusCode::NotAcceptableHere), None);
+            }
+        }
+    }
+
+    async fn hang_up(&mut self) {
+        match self.dialog.state() {
+            DialogState::Confirmed(..) | DialogState::WaitAck(..) => {
+                if let Err(e) = self.dialog.bye().await {
+                    tracing::debug!(call = %self.call, error = %e, "BYE failed");
+                }
+            }
+            DialogState::Terminated(..) => {}
+            _ => {
+                let _ = self.dialog.reject(Some(StatusCode::TemporarilyUnavailable), None);
+            }
+        }
+    }
+
+    /// Handles one dialog state change; `true` when the dialog is over.
+    async fn on_state(&mut self, state: DialogState) -> bool {
+        match state {
+            DialogState::Confirmed(..) => {
+                let _ = self.ctx.events.send(SipEvent::Established { call: self.call.clone() }).await;
+            }
+            DialogState::Terminated(_, reason) => {
+                tracing::debug!(call = %self.call, ?reason, "dialog terminated");
+                if matches!(reason, TerminatedReason::Timeout) {
+                    tracing::info!(call = %self.call, "dialog timed out");
+                }
+                return true;
+            }
+            DialogState::Info(_, req, handle) => {
+                let content_type = req
+                    .headers
+                    .iter()
+                    .find_map(|h| match h {
+                        Header::ContentType(ct) => Some(ct.to_string()),
+                        _ => None,
+                    })
+                    .unwrap_or_default();
+                match parse_info_dtmf(&content_type, req.body()) {
+                    Some(digit) => {
+                        let _ = handle.reply(StatusCode::OK).await;
+                        self.ctx.counters.dtmf_info.fetch_add(1, Ordering::Relaxed);
+                        let _ = self.ctx.events.send(SipEvent::Digit { call: self.call.clone(), digit }).await;
+                    }
+                    None if content_type.is_empty() => {
+                        let _ = handle.reply(StatusCode::OK).await; // an INFO keep-alive
+                    }
+                    None => {
+                        let _ = handle.reply(StatusCode::UnsupportedMediaType).await;
+                    }
+                }
+            }
+            DialogState::Updated(_, req, handle) => {
+                // A re-INVITE (hold, unhold, new address). Answer with the same local port.
+                let Some(local_rtp) = self.local_rtp else {
+                    let _ = handle.reply(StatusCode::RequestPending).await;
+                    return false;
+                };
+                let offer = req.body().clone();
+                if offer.is_empty() {
+                    // Late offer in a re-INVITE is not supported: keep the session as is.
+                    let _ = handle.reply(StatusCode::NotAcceptableHere).await;
+                    return false;
+                }
+                match sdp::answer_offer(&offer, self.local_ip, local_rtp.port(), session_id(&self.call), 2) {
+                    Ok((remote_media, answer)) => {
+                        let headers = vec![Header::ContentType("application/sdp".into())];
+                        let _ = handle.respond(StatusCode::OK, Some(headers), Some(answer.into_bytes())).await;
+                        self.offer = offer;
+                        let _ = self
+                            .ctx
+                            .events
+                            .send(SipEvent::MediaChanged { call: self.call.clone(), remote_media })
+                            .await;
+                    }
+                    Err(_) => {
+                        let _ = handle.reply(StatusCode::NotAcceptableHere).await;
+                    }
+                }
+            }
+            DialogState::Options(_, _, handle) => {
+                let _ = handle.respond(StatusCode::OK, Some(super::dispatcher::allow_headers()), None).await;
+            }
+            DialogState::Notify(_, _, handle)
+            | DialogState::Refer(_, _, handle)
+            | DialogState::Message(_, _, handle)
+            | DialogState::Publish(_, _, handle) => {
+                let _ = handle
+                    .respond(StatusCode::MethodNotAllowed, Some(super::dispatcher::allow_headers()), None)
+                    .await;
+            }
+            DialogState::Calling(_)
+            | DialogState::Trying(_)
+            | DialogState::Early(..)
+            | DialogState::WaitAck(..) => {}
+        }
+        false
+    }
+}
+
+/// DTMF in a SIP INFO body: `application/dtmf-relay` (`Signal=5`) or `application/dtmf` (`5`).
+pub fn parse_info_dtmf(content_type: &str, body: &[u8]) -> Option<DtmfDigit> {
+    let ct = content_type.split(';').next().unwrap_or("").trim().to_ascii_lowercase();
+    let text = std::str::from_utf8(body).ok()?;
+    match ct.as_str() {
+        "application/dtmf-relay" => text.lines().find_map(|line| {
+            let (key, value) = line.split_once('=')?;
+            if !key.trim().eq_ignore_ascii_case("signal") {
+                return None;
+            }
+            match value.trim() {
+                "10" => Some(DtmfDigit::Star),
+                "11" => Some(DtmfDigit::Pound),
+                v if v.chars().count() == 1 => v.chars().next().and_then(DtmfDigit::from_char),
+                _ => None,
+            }
+        }),
+        "application/dtmf" => {
+            let t = text.trim();
+            let mut chars = t.chars();
+            match (chars.next(), chars.next()) {
+                (Some(c), None) => DtmfDigit::from_char(c),
+                _ => t.parse::<u8>().ok().and_then(DtmfDigit::from_event),
+            }
+        }
+        _ => None,
+    }
+}
+
+fn new_call_id(ctx: &SipContext) -> CallId {
+    let n = ctx.next_call.fetch_add(1, Ordering::Relaxed);
+    let start = crate::clock::Now::read().wall.as_millisecond();
+    CallId(format!("{}-{:x}-{n}", ctx.settings.node, start))
+}
+
+fn session_id(call: &CallId) -> u64 {
+    call.0.bytes().fold(1469598103934665603u64, |h, b| (h ^ b as u64).wrapping_mul(1099511628211)) >> 1
+}
+
+fn caller_of(tx: &Transaction) -> String {
+    tx.original
+        .from_header()
+        .ok()
+        .and_then(|f| f.uri().ok())
+        .and_then(|u| u.user().map(str::to_string))
+        .unwrap_or_else(|| "anonymous".to_string())
+}
+
+fn contact_uri(ctx: &SipContext, tx: &Transaction, ip: IpAddr) -> Option<rsipstack::sip::Uri> {
+    let reliable = tx.connection.as_ref().map(|c| c.is_reliable()).unwrap_or(false);
+    let (port, transport) = if reliable { (ctx.tcp_port, ";transport=tcp") } else { (ctx.udp_port, "") };
+    let host = match ip {
+        IpAddr::V4(v4) => v4.to_string(),
+        IpAddr::V6(v6) => format!("[{v6}]"),
+    };
+    let text = format!("sip:centralino@{host}:{}{transport}", port.unwrap_or(5060));
+    rsipstack::sip::Uri::try_from(text.as_str()).ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn info_bodies_in_both_content_types() {
+        assert_eq!(parse_info_dtmf("application/dtmf-relay", b"Signal=5\r\nDuration=160\r\n"), Some(DtmfDigit::Digit(5)));
+        assert_eq!(parse_info_dtmf("Application/DTMF-Relay", b"signal= #\r\n"), Some(DtmfDigit::Pound));
+        assert_eq!(parse_info_dtmf("application/dtmf-relay", b"Signal=11"), Some(DtmfDigit::Pound));
+        assert_eq!(parse_info_dtmf("application/dtmf", b"7"), Some(DtmfDigit::Digit(7)));
+        assert_eq!(parse_info_dtmf("application/dtmf", b"10"), Some(DtmfDigit::Star));
+        assert_eq!(parse_info_dtmf("application/dtmf-relay", b"Signal=x"), None);
+        assert_eq!(parse_info_dtmf("text/plain", b"5"), None);
+        assert_eq!(parse_info_dtmf("application/dtmf-relay", &[0xff, 0xfe]), None);
+    }
+}

@@ -1,0 +1,62 @@
+//! Routes each new server transaction: a new INVITE starts a call leg, in-dialog requests go
+//! to their dialog, out-of-dialog OPTIONS are answered here, the rest get the right refusal.
+
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+
+use rsipstack::dialog::dialog::Dialog;
+use rsipstack::sip::{Header, HeadersExt, Method, StatusCode};
+use rsipstack::transaction::transaction::Transaction;
+use rsipstack::transaction::TransactionReceiver;
+
+use super::{call_leg, SipContext, ALLOW};
+
+pub(crate) async fn run(ctx: Arc<SipContext>, mut incoming: TransactionReceiver) {
+    while let Some(tx) = incoming.recv().await {
+        let ctx = ctx.clone();
+        tokio::spawn(async move {
+            if let Err(e) = route(ctx, tx).await {
+                tracing::debug!(error = %e, "transaction ended with an error");
+            }
+        });
+    }
+}
+
+async fn route(ctx: Arc<SipContext>, mut tx: Transaction) -> rsipstack::Result<()> {
+    let in_dialog = tx
+        .original
+        .to_header()
+        .ok()
+        .and_then(|to| to.tag().ok().flatten())
+        .is_some();
+    match tx.original.method {
+        Method::Invite if !in_dialog => {
+            if ctx.shutting_down.load(Ordering::SeqCst) {
+                let retry = Header::Other("Retry-After".into(), "30".into());
+                return tx.reply_with(StatusCode::ServiceUnavailable, vec![retry], None).await;
+            }
+            call_leg::run(ctx, tx).await;
+            Ok(())
+        }
+        Method::Options if !in_dialog => {
+            tx.reply_with(StatusCode::OK, allow_headers(), None).await
+        }
+        Method::Ack => Ok(()), // a stray ACK: nothing to answer (RFC 3261 §17.2.3)
+        _ if in_dialog => match ctx.dialogs.match_dialog(&tx) {
+            Some(Dialog::Invite(mut dialog)) => dialog.handle(&mut tx).await,
+            Some(_) | None => tx.reply(StatusCode::CallTransactionDoesNotExist).await,
+        },
+        Method::Bye | Method::Info | Method::Update | Method::PRack => {
+            tx.reply(StatusCode::CallTransactionDoesNotExist).await
+        }
+        // Known methods that centralino does not offer (REGISTER arrives with operators).
+        _ => tx.reply_with(StatusCode::MethodNotAllowed, allow_headers(), None).await,
+    }
+}
+
+pub(crate) fn allow_headers() -> Vec<Header> {
+    vec![
+        Header::Allow(ALLOW.into()),
+        Header::Other("Accept".into(), "application/sdp, application/dtmf-relay, application/dtmf".into()),
+    ]
+}

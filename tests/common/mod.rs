@@ -1,0 +1,114 @@
+//! Shared test harness: a service started in-process on loopback ports, a minimal raw SIP
+//! user agent for integration tests, and helpers to run SIPp against the service.
+#![allow(dead_code)]
+
+pub mod uac;
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use centralino::app::{self, Service};
+use centralino::config::Config;
+use centralino::engine::call::CallRecord;
+use tokio::sync::mpsc;
+
+/// The project root (for ivr-scripts/ and tests/interop/).
+pub fn root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+/// A free TCP port on loopback (bound then released: the SIP TCP listener binds by port).
+pub fn free_tcp_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}
+
+/// A block of RTP ports unlikely to collide with other tests in the same run.
+pub fn rtp_range(slot: u16) -> String {
+    let base = 30000 + (std::process::id() as u16 % 50) * 400 + slot * 40;
+    format!("{}-{}", base, base + 39)
+}
+
+/// Options for a test service.
+pub struct TestOptions {
+    /// `true`: the schedule is open around the clock; `false`: always closed.
+    pub open: bool,
+    pub rtp_slot: u16,
+    pub extra_env: Vec<(String, String)>,
+}
+
+impl Default for TestOptions {
+    fn default() -> Self {
+        TestOptions { open: true, rtp_slot: 0, extra_env: Vec::new() }
+    }
+}
+
+pub fn test_config(opts: &TestOptions) -> Config {
+    let days = ["monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday"];
+    let hours = if opts.open { r#"["00:00-24:00"]"# } else { "[]" };
+    let mut env: Vec<(String, String)> = vec![
+        ("CENTRALINO_SIP__LISTEN".into(), format!(r#"["udp:127.0.0.1:0", "tcp:127.0.0.1:{}"]"#, free_tcp_port())),
+        ("CENTRALINO_HTTP__LISTEN".into(), "127.0.0.1:0".into()),
+        ("CENTRALINO_MEDIA__RTP_PORTS".into(), rtp_range(opts.rtp_slot)),
+        ("CENTRALINO_IVR__SCRIPTS".into(), root().join("ivr-scripts").display().to_string()),
+        ("CENTRALINO_SCHEDULE__HOLIDAYS".into(), "none".into()),
+        ("CENTRALINO_SCHEDULE__EXTRA_HOLIDAYS".into(), "[]".into()),
+    ];
+    for d in days {
+        env.push((format!("CENTRALINO_SCHEDULE__{}", d.to_uppercase()), hours.into()));
+    }
+    env.extend(opts.extra_env.iter().cloned());
+    Config::load_with_env(None, &env).expect("test config is valid")
+}
+
+/// A running service plus the records of the calls it finished.
+pub struct TestService {
+    pub service: Service,
+    pub records: mpsc::Receiver<CallRecord>,
+}
+
+impl TestService {
+    pub async fn start(opts: TestOptions) -> TestService {
+        let (tx, rx) = mpsc::channel(10_000);
+        let service = app::start_with_records(test_config(&opts), Some(tx)).await.expect("service starts");
+        TestService { service, records: rx }
+    }
+
+    pub fn udp(&self) -> SocketAddr {
+        self.service.sip_udp[0]
+    }
+
+    pub fn tcp(&self) -> SocketAddr {
+        self.service.sip_tcp[0]
+    }
+
+    /// The next finished call's record, waiting at most `within`.
+    pub async fn next_record(&mut self, within: Duration) -> CallRecord {
+        tokio::time::timeout(within, self.records.recv())
+            .await
+            .expect("a call record in time")
+            .expect("service running")
+    }
+
+    /// `GET path` on the admin listener, as text.
+    pub async fn http_get(&self, path: &str) -> String {
+        http_get(self.service.http, path).await
+    }
+}
+
+/// A bare HTTP/1.1 GET, enough for the admin API (no extra client crate).
+pub async fn http_get(addr: SocketAddr, path: &str) -> String {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut s = tokio::net::TcpStream::connect(addr).await.expect("admin listener");
+    s.write_all(format!("GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n").as_bytes())
+        .await
+        .unwrap();
+    let mut out = String::new();
+    s.read_to_string(&mut out).await.unwrap();
+    out.split_once("\r\n\r\n").map(|(_, b)| b.to_string()).unwrap_or(out)
+}
+
+/// Whether a command exists (interop tests need SIPp/baresip from Debian).
+pub fn have(tool: &str) -> bool {
+    std::process::Command::new("sh").arg("-c").arg(format!("command -v {tool}")).output().map(|o| o.status.success()).unwrap_or(false)
+}
