@@ -89,9 +89,9 @@ pub async fn start_with_records(
         user_agent: format!("{}/{}", config.sip.user_agent, env!("CARGO_PKG_VERSION")),
         node: config.node.clone(),
     };
-    let sip_tcp = settings.tcp.clone();
     let sip = SipService::start(settings, sip_tx, sip_counters.clone()).await.context("starting SIP")?;
     let sip_udp = sip.udp_addrs().to_vec();
+    let sip_tcp = sip.tcp_addrs().to_vec();
 
     let media = MediaContext {
         pool: ports.clone(),

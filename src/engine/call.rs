@@ -17,7 +17,10 @@ use super::ivr::IvrRun;
 #[derive(Debug)]
 pub enum Stage {
     /// Ringing (180 sent); answered at `answer_at`.
-    Ringing { answer_at: Instant },
+    Ringing {
+        /// When to answer.
+        answer_at: Instant,
+    },
     /// The engine told SIP to answer and waits for the caller's ACK.
     Answering,
     /// In the IVR menus.
@@ -41,16 +44,22 @@ impl Stage {
 /// The stage names used by `/api/v1/calls` and `centralino_calls_active{stage}`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum StageKind {
+    /// Answering, in the menus, or hearing a final message.
     Ivr,
+    /// Waiting in a queue.
     Queued,
+    /// An operator's phone rings for the call.
     Ringing,
+    /// Talking to an operator.
     Connected,
 }
 
 impl StageKind {
+    /// Every stage, for gauges that must show zeros.
     pub const ALL: [StageKind; 4] =
         [StageKind::Ivr, StageKind::Queued, StageKind::Ringing, StageKind::Connected];
 
+    /// The label value used by the API, metrics and records.
     pub fn as_str(self) -> &'static str {
         match self {
             StageKind::Ivr => "ivr",
@@ -83,6 +92,7 @@ pub enum Outcome {
 }
 
 impl Outcome {
+    /// Every outcome, for counters that must show zeros.
     pub const ALL: [Outcome; 8] = [
         Outcome::Answered,
         Outcome::Abandoned,
@@ -94,6 +104,7 @@ impl Outcome {
         Outcome::Interrupted,
     ];
 
+    /// The label value used by the API, metrics and records.
     pub fn as_str(self) -> &'static str {
         match self {
             Outcome::Answered => "answered",
@@ -111,16 +122,23 @@ impl Outcome {
 /// A live call as the engine sees it.
 #[derive(Debug)]
 pub struct Call {
+    /// The call's id.
     pub id: CallId,
     /// The caller's number or SIP user, as presented.
     pub caller: String,
+    /// When the INVITE arrived (wall clock).
     pub arrived_at: jiff::Timestamp,
+    /// When the INVITE arrived (monotonic).
     pub arrived_instant: Instant,
+    /// Where the call is now.
     pub stage: Stage,
+    /// The caller's language.
     pub language: Language,
     /// Menu choices so far, e.g. `["principale:1", "demografici:2"]`.
     pub ivr_path: Vec<String>,
+    /// The queue the caller chose, once chosen.
     pub queue: Option<QueueName>,
+    /// When the caller entered the queue.
     pub queued_at: Option<Instant>,
     /// The last playback sequence number handed to media, so stale "finished" events are ignored.
     pub last_seq: u64,
@@ -133,16 +151,24 @@ pub struct Call {
 /// What the admin API shows of a live call.
 #[derive(Clone, Debug, serde::Serialize)]
 pub struct CallView {
+    /// The call's id.
     pub id: String,
+    /// The caller's number or SIP user.
     pub caller: String,
+    /// RFC 3339 arrival time.
     pub started_at: String,
+    /// `ivr`, `queued`, `ringing` or `connected`.
     pub stage: &'static str,
+    /// `it` or `en`.
     pub language: &'static str,
+    /// Menu choices so far.
     pub ivr_path: Vec<String>,
+    /// The queue, once chosen.
     pub queue: Option<String>,
 }
 
 impl Call {
+    /// The call as the admin API shows it.
     pub fn view(&self) -> CallView {
         CallView {
             id: self.id.0.clone(),
@@ -159,13 +185,21 @@ impl Call {
 /// The record of a finished call, for the store and metrics.
 #[derive(Clone, Debug)]
 pub struct CallRecord {
+    /// The call's id.
     pub id: CallId,
+    /// The caller's number or SIP user.
     pub caller: String,
+    /// When the INVITE arrived.
     pub started_at: jiff::Timestamp,
+    /// When the call ended.
     pub ended_at: jiff::Timestamp,
+    /// The caller's language.
     pub language: Language,
+    /// Menu choices so far.
     pub ivr_path: Vec<String>,
+    /// The queue the caller chose, once chosen.
     pub queue: Option<QueueName>,
+    /// How it ended.
     pub outcome: Outcome,
     /// Time spent in the queue, when the call reached one.
     pub wait: Option<std::time::Duration>,

@@ -24,6 +24,7 @@ pub struct Counters {
 /// A point-in-time view for metrics: counters plus gauges computed from live state.
 #[derive(Clone, Debug, Default)]
 pub struct StatsSnapshot {
+    /// Monotonic counters.
     pub counters: Counters,
     /// Live calls by stage name.
     pub calls_active: BTreeMap<&'static str, u64>,

@@ -117,7 +117,12 @@ impl Fixture {
     pub(crate) fn wav(&self, rel: &str, rate: u32, channels: u16) {
         let p = self.path(rel);
         fs::create_dir_all(p.parent().expect("inside the dir")).expect("mkdir");
-        let spec = hound::WavSpec { channels, sample_rate: rate, bits_per_sample: 16, sample_format: hound::SampleFormat::Int };
+        let spec = hound::WavSpec {
+            channels,
+            sample_rate: rate,
+            bits_per_sample: 16,
+            sample_format: hound::SampleFormat::Int,
+        };
         let mut w = hound::WavWriter::create(p, spec).expect("create wav");
         for i in 0..(rate / 100) * u32::from(channels) {
             w.write_sample((i % 64) as i16 * 100).expect("sample");

@@ -201,15 +201,27 @@ mod tests {
         let f = Fixture::new();
         f.append("principale.toml", "\n[menu.orfano]\nprompts = []\non_timeout = { queue = \"generale\" }\n");
         assert_eq!(f.errors().len(), 1);
-        f.expect("principale.toml", "[menu.orfano]", "menu 'orfano' is unreachable: no choice leads to it from 'principale'");
+        f.expect(
+            "principale.toml",
+            "[menu.orfano]",
+            "menu 'orfano' is unreachable: no choice leads to it from 'principale'",
+        );
     }
 
     #[test]
     fn loop_without_exit_is_reported_with_the_cycle() {
         let f = Fixture::new();
         f.append("principale.toml", "\n[menu.giro]\nprompts = []\non_timeout = { menu = \"demografici\" }\n");
-        f.edit("principale.toml", "2 = { queue = \"demografici_cie\", prompts = [\"trasferimento\"] }", "2 = { menu = \"giro\" }");
-        f.edit("principale.toml", "on_timeout = { queue = \"generale\" } # demografici", "on_timeout = { menu = \"giro\" }");
+        f.edit(
+            "principale.toml",
+            "2 = { queue = \"demografici_cie\", prompts = [\"trasferimento\"] }",
+            "2 = { menu = \"giro\" }",
+        );
+        f.edit(
+            "principale.toml",
+            "on_timeout = { queue = \"generale\" } # demografici",
+            "on_timeout = { menu = \"giro\" }",
+        );
         f.expect(
             "principale.toml",
             "[menu.demografici]",
@@ -234,7 +246,11 @@ mod tests {
         let f = Fixture::new();
         f.edit("english.toml", "1 = { menu = \"registry\" }\n", "");
         f.append("english.toml", "\n[menu.main.options.7]\nhangup = true\n");
-        f.expect("english.toml", "[menu.main]", "menu 'main' must mirror the Italian menu 'principale': key 1 is missing");
+        f.expect(
+            "english.toml",
+            "[menu.main]",
+            "menu 'main' must mirror the Italian menu 'principale': key 1 is missing",
+        );
         f.expect("english.toml", "[menu.main.options.7]", "key 7 is not in the Italian menu 'principale'");
     }
 
@@ -242,6 +258,10 @@ mod tests {
     fn english_on_timeout_must_match() {
         let f = Fixture::new();
         f.edit("english.toml", "on_timeout = { queue = \"generale\" }", "on_timeout = { hangup = true }");
-        f.expect("english.toml", "on_timeout = { hangup", "on_timeout leads to a hang-up here but to queue 'generale' in the Italian menu 'demografici'");
+        f.expect(
+            "english.toml",
+            "on_timeout = { hangup",
+            "on_timeout leads to a hang-up here but to queue 'generale' in the Italian menu 'demografici'",
+        );
     }
 }

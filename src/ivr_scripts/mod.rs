@@ -204,7 +204,9 @@ mod tests {
         let queues: Vec<QueueName> = SHIPPED_QUEUES.iter().map(|q| QueueName(q.to_string())).collect();
         match load(dir, &queues) {
             Ok(l) => l,
-            Err(d) => panic!("shipped scripts have problems:\n{}", d.iter().map(|d| d.to_string() + "\n").collect::<String>()),
+            Err(d) => {
+                panic!("shipped scripts have problems:\n{}", d.iter().map(|d| d.to_string() + "\n").collect::<String>())
+            }
         }
     }
 
@@ -229,10 +231,26 @@ mod tests {
     fn shipped_prompts_cover_schedule_and_queue_fragments() {
         let loaded = shipped();
         let mut names: Vec<String> = [
-            "benvenuto", "scelta_non_valida", "trasferimento", "attesa", "arrivederci", "ufficio_chiuso",
-            "ufficio_chiuso_festivo", "ufficio_chiuso_straordinario", "riapriamo", "oggi", "domani",
-            "alle_ore", "e", "posizione_oltre", "attesa_stimata", "minuti", "minuto", "meno_di_un_minuto",
-            "servizi_online", "chiusura_coda",
+            "benvenuto",
+            "scelta_non_valida",
+            "trasferimento",
+            "attesa",
+            "arrivederci",
+            "ufficio_chiuso",
+            "ufficio_chiuso_festivo",
+            "ufficio_chiuso_straordinario",
+            "riapriamo",
+            "oggi",
+            "domani",
+            "alle_ore",
+            "e",
+            "posizione_oltre",
+            "attesa_stimata",
+            "minuti",
+            "minuto",
+            "meno_di_un_minuto",
+            "servizi_online",
+            "chiusura_coda",
         ]
         .iter()
         .map(|s| s.to_string())
@@ -302,10 +320,16 @@ mod tests {
         f.wav("prompts/music/attesa.wav", 44100, 2);
         let d = f.errors();
         assert_eq!(d.len(), 3, "{d:?}");
-        let it = format!("{}:1: must be 8000 Hz mono 16-bit PCM; this file is 16000 Hz", f.path("prompts/it/trasferimento.wav").display());
+        let it = format!(
+            "{}:1: must be 8000 Hz mono 16-bit PCM; this file is 16000 Hz",
+            f.path("prompts/it/trasferimento.wav").display()
+        );
         assert!(d.iter().any(|m| m.starts_with(&it)), "{d:?}");
         assert!(d.iter().any(|m| m.contains("2 channel(s)") && m.contains("en/trasferimento.wav:1:")), "{d:?}");
-        assert!(d.iter().any(|m| m.starts_with(&f.loc("principale.toml", "music = ")) && m.contains("44100 Hz")), "{d:?}");
+        assert!(
+            d.iter().any(|m| m.starts_with(&f.loc("principale.toml", "music = ")) && m.contains("44100 Hz")),
+            "{d:?}"
+        );
     }
 
     #[test]

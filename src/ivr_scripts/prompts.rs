@@ -187,7 +187,12 @@ mod tests {
     use super::*;
 
     fn write_wav(path: &Path, rate: u32, channels: u16, samples: usize) {
-        let spec = hound::WavSpec { channels, sample_rate: rate, bits_per_sample: 16, sample_format: hound::SampleFormat::Int };
+        let spec = hound::WavSpec {
+            channels,
+            sample_rate: rate,
+            bits_per_sample: 16,
+            sample_format: hound::SampleFormat::Int,
+        };
         let mut w = hound::WavWriter::create(path, spec).unwrap();
         for i in 0..samples * channels as usize {
             w.write_sample((i % 100) as i16).unwrap();
@@ -212,7 +217,12 @@ mod tests {
         assert!(e.contains("16000 Hz, 1 channel(s), 16-bit integer"), "{e}");
         write_wav(&p, 8000, 2, 10);
         assert!(load_prompt_wav(&p).unwrap_err().to_string().contains("2 channel(s)"));
-        let spec = hound::WavSpec { channels: 1, sample_rate: 8000, bits_per_sample: 8, sample_format: hound::SampleFormat::Int };
+        let spec = hound::WavSpec {
+            channels: 1,
+            sample_rate: 8000,
+            bits_per_sample: 8,
+            sample_format: hound::SampleFormat::Int,
+        };
         let mut w = hound::WavWriter::create(&p, spec).unwrap();
         w.write_sample(1i8).unwrap();
         w.finalize().unwrap();
@@ -240,7 +250,8 @@ mod tests {
         let inv = Inventory::scan(dir.path(), &mut diags);
         assert!(diags.is_empty(), "{diags:?}");
         inv.check_pairs(&BTreeSet::new(), &mut diags);
-        let mut msgs: Vec<String> = diags.iter().map(|d| d.to_string().replace(&*dir.path().to_string_lossy(), "")).collect();
+        let mut msgs: Vec<String> =
+            diags.iter().map(|d| d.to_string().replace(&*dir.path().to_string_lossy(), "")).collect();
         msgs.sort();
         assert_eq!(
             msgs,

@@ -66,12 +66,8 @@ fn index<'a>(files: &'a [ScriptFile], diags: &mut Vec<Diagnostic>) -> MenuIndex<
     for file in files {
         for menu in &file.menus {
             if let Some((first_file, first)) = menus.get(&menu.id) {
-                let msg = format!(
-                    "menu '{}' is already defined at {}:{}",
-                    menu.id,
-                    first_file.path.display(),
-                    first.line
-                );
+                let msg =
+                    format!("menu '{}' is already defined at {}:{}", menu.id, first_file.path.display(), first.line);
                 diags.push(Diagnostic::new(&file.path, menu.line, msg));
                 continue;
             }
@@ -102,7 +98,6 @@ fn single<'a>(
     found.map(|(f, _)| f)
 }
 
-#[allow(clippy::too_many_arguments)] // one call site; a struct would only rename these
 fn check_menu(
     file: &ScriptFile,
     menu: &MenuSrc,
@@ -230,14 +225,22 @@ mod tests {
         let f = Fixture::new();
         f.edit("principale.toml", "\"menu_principale\"", "\"menu_principal\"");
         assert_eq!(f.errors().len(), 1);
-        f.expect("principale.toml", "menu_principal", "unknown prompt 'menu_principal': there is no prompts/it/menu_principal.wav");
+        f.expect(
+            "principale.toml",
+            "menu_principal",
+            "unknown prompt 'menu_principal': there is no prompts/it/menu_principal.wav",
+        );
     }
 
     #[test]
     fn missing_english_variant_is_reported() {
         let f = Fixture::new();
         f.remove("prompts/en/menu_demografici.wav");
-        f.expect("principale.toml", "\"menu_demografici\"", "prompt 'menu_demografici' has no English version: missing prompts/en/menu_demografici.wav");
+        f.expect(
+            "principale.toml",
+            "\"menu_demografici\"",
+            "prompt 'menu_demografici' has no English version: missing prompts/en/menu_demografici.wav",
+        );
         f.expect("english.toml", "\"menu_demografici\"", "unknown prompt 'menu_demografici'");
         f.expect("prompts/en/prompts.toml", "menu_demografici", "has a text but no recording");
     }
@@ -248,14 +251,22 @@ mod tests {
         f.remove("prompts/en/arrivederci.wav");
         f.edit("prompts/en/prompts.toml", "arrivederci = \"arrivederci\"\n", "");
         assert_eq!(f.errors().len(), 1);
-        f.expect("prompts/it/prompts.toml", "arrivederci", "prompt 'arrivederci' has no English version: missing en/arrivederci.wav");
+        f.expect(
+            "prompts/it/prompts.toml",
+            "arrivederci",
+            "prompt 'arrivederci' has no English version: missing en/arrivederci.wav",
+        );
     }
 
     #[test]
     fn unknown_queue_is_reported() {
         let f = Fixture::new();
         f.edit("principale.toml", "\"tributi\"", "\"tasse\"");
-        f.expect("principale.toml", "\"tasse\"", "unknown queue 'tasse' (queues in the config: generale, tributi, demografici_cie)");
+        f.expect(
+            "principale.toml",
+            "\"tasse\"",
+            "unknown queue 'tasse' (queues in the config: generale, tributi, demografici_cie)",
+        );
     }
 
     #[test]

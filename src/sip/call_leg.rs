@@ -176,7 +176,7 @@ impl Leg {
                     .headers
                     .iter()
                     .find_map(|h| match h {
-                        Header::ContentType(ct) => Some(ct.to_string()),
+                        h @ Header::ContentType(_) => Some(h.value().to_string()),
                         _ => None,
                     })
                     .unwrap_or_default();

@@ -17,7 +17,8 @@ use std::sync::atomic::{AtomicBool, AtomicU64};
 use std::sync::Arc;
 
 use rsipstack::dialog::dialog_layer::DialogLayer;
-use rsipstack::transport::tcp_listener::TcpListenerConnection;
+use rsipstack::transport::tcp::TcpConnection;
+use rsipstack::transport::{SipAddr, SipConnection};
 use rsipstack::transport::udp::UdpConnection;
 use rsipstack::transport::TransportLayer;
 use rsipstack::EndpointBuilder;
@@ -83,6 +84,7 @@ pub struct SipService {
     ctx: Arc<SipContext>,
     cancel: CancellationToken,
     udp_addrs: Vec<SocketAddr>,
+    tcp_addrs: Vec<SocketAddr>,
 }
 
 impl SipService {
@@ -106,12 +108,18 @@ impl SipService {
                 .map_err(|e| anyhow::anyhow!("udp {local}: {e}"))?;
             transport.add_transport(conn.into());
         }
+        // TCP listeners are ours (rsipstack's binds lazily, inside `serve`, so neither its
+        // readiness nor a port-0 address could be known): accepted streams are handed to
+        // the transport layer, which serves them.
+        let mut tcp_listeners = Vec::new();
         for addr in &settings.tcp {
-            let conn = TcpListenerConnection::new(*addr, None)
+            let listener = tokio::net::TcpListener::bind(addr)
                 .await
                 .map_err(|e| anyhow::anyhow!("tcp {addr}: {e}"))?;
-            transport.add_transport(conn.into());
+            tcp_listeners.push(listener);
         }
+        let tcp_addrs: Vec<SocketAddr> =
+            tcp_listeners.iter().filter_map(|l| l.local_addr().ok()).collect();
         let endpoint = EndpointBuilder::new()
             .with_user_agent(&settings.user_agent)
             .with_transport_layer(transport)
@@ -126,19 +134,27 @@ impl SipService {
             events,
             counters,
             udp_port: udp_addrs.first().map(|a| a.port()),
-            tcp_port: settings.tcp.first().map(|a| a.port()),
+            tcp_port: tcp_addrs.first().map(|a| a.port()),
             settings,
             shutting_down: AtomicBool::new(false),
             next_call: AtomicU64::new(1),
         });
+        for listener in tcp_listeners {
+            tokio::spawn(accept_tcp(listener, endpoint.inner.clone(), cancel.child_token()));
+        }
         tokio::spawn(async move { endpoint.serve().await });
         tokio::spawn(dispatcher::run(ctx.clone(), incoming));
-        Ok(SipService { ctx, cancel, udp_addrs })
+        Ok(SipService { ctx, cancel, udp_addrs, tcp_addrs })
     }
 
     /// The bound UDP addresses.
     pub fn udp_addrs(&self) -> &[SocketAddr] {
         &self.udp_addrs
+    }
+
+    /// The bound TCP addresses.
+    pub fn tcp_addrs(&self) -> &[SocketAddr] {
+        &self.tcp_addrs
     }
 
     /// From now on new INVITEs get 503.
@@ -166,4 +182,26 @@ pub fn local_ip_towards(peer: IpAddr) -> IpAddr {
         .and_then(|s| s.local_addr())
         .map(|a| a.ip())
         .unwrap_or(if peer.is_ipv4() { IpAddr::from([127, 0, 0, 1]) } else { IpAddr::from([0u16, 0, 0, 0, 0, 0, 0, 1]) })
+}
+
+/// Accepts SIP over TCP and hands each stream to rsipstack's transport layer.
+async fn accept_tcp(
+    listener: tokio::net::TcpListener,
+    endpoint: rsipstack::transaction::endpoint::EndpointInnerRef,
+    cancel: CancellationToken,
+) {
+    let Ok(local) = listener.local_addr() else { return };
+    let local = SipAddr { r#type: Some(rsipstack::sip::Transport::Tcp), addr: local.into() };
+    loop {
+        let accepted = tokio::select! {
+            _ = cancel.cancelled() => return,
+            accepted = listener.accept() => accepted,
+        };
+        let Ok((stream, _)) = accepted else { continue };
+        let _ = stream.set_nodelay(true);
+        match TcpConnection::from_stream(stream, local.clone(), Some(cancel.child_token())) {
+            Ok(conn) => endpoint.transport_layer.add_connection(SipConnection::Tcp(conn)),
+            Err(e) => tracing::debug!(error = %e, "TCP connection not usable"),
+        }
+    }
 }
