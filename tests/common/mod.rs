@@ -2,6 +2,7 @@
 //! user agent for integration tests, and helpers to run SIPp against the service.
 #![allow(dead_code)]
 
+pub mod sipp;
 pub mod uac;
 
 use std::net::SocketAddr;
@@ -111,4 +112,33 @@ pub async fn http_get(addr: SocketAddr, path: &str) -> String {
 /// Whether a command exists (interop tests need SIPp/baresip from Debian).
 pub fn have(tool: &str) -> bool {
     std::process::Command::new("sh").arg("-c").arg(format!("command -v {tool}")).output().map(|o| o.status.success()).unwrap_or(false)
+}
+
+/// A copy of the shipped IVR scripts with a short main menu and 1 s / 1 retry no-input
+/// timing, so the timeout path runs in seconds instead of minutes.
+pub fn short_timeout_scripts() -> tempfile::TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    copy_dir(&root().join("ivr-scripts"), dir.path());
+    for (file, menu_prompts) in [("principale.toml", r#"prompts = ["menu_principale", "en/for_english"]"#), ("english.toml", "")] {
+        let path = dir.path().join(file);
+        let mut text = std::fs::read_to_string(&path).unwrap();
+        if !menu_prompts.is_empty() {
+            text = text.replace(menu_prompts, r#"prompts = ["scelta_non_valida", "en/for_english"]"#);
+        }
+        text = text.replace("timeout_seconds = 6", "timeout_seconds = 1").replace("retries = 2", "retries = 1");
+        std::fs::write(&path, text).unwrap();
+    }
+    dir
+}
+
+fn copy_dir(from: &std::path::Path, to: &std::path::Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for entry in std::fs::read_dir(from).unwrap().flatten() {
+        let target = to.join(entry.file_name());
+        if entry.file_type().unwrap().is_dir() {
+            copy_dir(&entry.path(), &target);
+        } else {
+            std::fs::copy(entry.path(), target).unwrap();
+        }
+    }
 }
