@@ -13,7 +13,7 @@ use tokio::sync::{mpsc, oneshot};
 
 use crate::config::{Config, Listen};
 use crate::engine::ids::QueueName;
-use crate::engine::Engine;
+use crate::engine::{Engine, QueueSetup};
 use crate::http::AdminState;
 use crate::media::leg::{MediaContext, MediaCounters};
 use crate::media::library::AudioLibrary;
@@ -71,8 +71,22 @@ pub async fn start_with_records(
         &ivr.music.samples,
     );
     tracing::info!(prompts = library.len(), "prompts loaded");
-    let engine = Engine::new(Arc::new(ivr.scripts), schedule, queue_names.clone())
-        .with_answer_delay(Duration::from_millis(config.sip.answer_after_ms));
+    let mut queues = Vec::new();
+    for q in &config.queues {
+        let hours = match &q.hours {
+            Some(spec) => Some(spec.compile().map_err(|e| anyhow::anyhow!("queue {}: {}", q.name, e[0]))?),
+            None => None,
+        };
+        queues.push(QueueSetup { name: QueueName(q.name.clone()), hours });
+    }
+    let missing = ivr.missing(crate::engine::engine_prompt_names().iter().map(String::as_str));
+    if !missing.is_empty() {
+        let list: Vec<String> = missing.iter().map(|p| p.to_string()).collect();
+        anyhow::bail!("prompts the engine needs have no recording: {}", list.join(", "));
+    }
+    let engine = Engine::new(Arc::new(ivr.scripts), schedule, queues)
+        .with_answer_delay(Duration::from_millis(config.sip.answer_after_ms))
+        .with_drain(Duration::from_secs(u64::from(config.schedule.drain_minutes) * 60));
 
     let (sip_tx, sip_rx) = mpsc::channel(4096);
     let (media_tx, media_rx) = mpsc::channel(4096);

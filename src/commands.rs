@@ -39,6 +39,14 @@ pub fn check(path: Option<&Path>) -> anyhow::Result<ExitCode> {
     let queues: Vec<QueueName> = config.queues.iter().map(|q| QueueName(q.name.clone())).collect();
     match crate::ivr_scripts::load(&config.ivr.scripts, &queues) {
         Ok(loaded) => {
+            let missing = loaded.missing(crate::engine::engine_prompt_names().iter().map(String::as_str));
+            if !missing.is_empty() {
+                let dir = config.ivr.scripts.join("prompts");
+                for p in &missing {
+                    println!("{}:1: prompt {} is needed by centralino but has no recording", dir.join(p.lang.code()).join(format!("{}.wav", p.name)).display(), p.name);
+                }
+                return Ok(ExitCode::FAILURE);
+            }
             println!(
                 "ok: config, {} IVR menus, {} prompts, music on hold ({:.1} s)",
                 loaded.scripts.menus().count(),

@@ -75,6 +75,9 @@ pub struct QueueConfig {
     pub name: String,
     /// What an operator's phone shows, e.g. `Tributi`.
     pub theme: String,
+    /// The desk's own hours, when they differ from the office's.
+    #[serde(default)]
+    pub hours: Option<ScheduleSpec>,
 }
 
 /// A SIP listening address.
@@ -175,6 +178,13 @@ impl Config {
         for (i, q) in self.queues.iter().enumerate() {
             if !seen.insert(q.name.clone()) {
                 problems.push((format!("queue[{i}].name"), format!("duplicate queue {:?}", q.name)));
+            }
+        }
+        for (i, q) in self.queues.iter().enumerate() {
+            if let Some(Err(errors)) = q.hours.as_ref().map(ScheduleSpec::compile) {
+                for e in errors {
+                    problems.push((format!("queue[{i}].hours.{}", e.field), e.message));
+                }
             }
         }
         if let Err(errors) = self.schedule.compile() {

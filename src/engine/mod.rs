@@ -103,11 +103,28 @@ pub enum Output {
     CallFinished(Box<CallRecord>),
 }
 
+/// A queue as the engine needs it.
+#[derive(Clone, Debug)]
+pub struct QueueSetup {
+    /// The queue's name.
+    pub name: QueueName,
+    /// The desk's own hours; `None` follows the office's.
+    pub hours: Option<Schedule>,
+}
+
+/// Prompts the engine itself plays (besides the IVR scripts'), in every language.
+pub fn engine_prompt_names() -> Vec<String> {
+    let mut names: Vec<String> =
+        ["attesa", "arrivederci", "chiusura_coda", "sportello_chiuso"].iter().map(|s| s.to_string()).collect();
+    names.extend(schedule::speech::all_fragment_names());
+    names
+}
+
 /// The engine. See the module docs for the run loop contract.
 pub struct Engine {
     ivr: Arc<IvrScripts>,
     schedule: Schedule,
-    queues: BTreeSet<QueueName>,
+    queues: BTreeMap<QueueName, Option<Schedule>>,
     calls: HashMap<CallId, Call>,
     /// Callers waiting per queue, oldest first.
     waiting: BTreeMap<QueueName, VecDeque<CallId>>,
@@ -119,16 +136,21 @@ pub struct Engine {
     last_wall: Option<jiff::Timestamp>,
     shutting_down: bool,
     answer_delay: std::time::Duration,
+    /// How long queued callers are still served after the office closes.
+    drain: std::time::Duration,
+    /// When to next look at the office's hours for draining queues.
+    drain_check_at: Option<Instant>,
 }
 
 impl Engine {
     /// Builds an engine over validated IVR scripts, an office schedule and the queue names.
-    pub fn new(ivr: Arc<IvrScripts>, schedule: Schedule, queues: impl IntoIterator<Item = QueueName>) -> Engine {
-        let queues: BTreeSet<QueueName> = queues.into_iter().collect();
+    pub fn new(ivr: Arc<IvrScripts>, schedule: Schedule, queues: impl IntoIterator<Item = QueueSetup>) -> Engine {
+        let queues: BTreeMap<QueueName, Option<Schedule>> =
+            queues.into_iter().map(|q| (q.name, q.hours)).collect();
         Engine {
             ivr,
             schedule,
-            waiting: queues.iter().map(|q| (q.clone(), VecDeque::new())).collect(),
+            waiting: queues.keys().map(|q| (q.clone(), VecDeque::new())).collect(),
             queues,
             calls: HashMap::new(),
             timers: BTreeSet::new(),
@@ -138,7 +160,15 @@ impl Engine {
             last_wall: None,
             shutting_down: false,
             answer_delay: std::time::Duration::ZERO,
+            drain: std::time::Duration::from_secs(15 * 60),
+            drain_check_at: None,
         }
+    }
+
+    /// Serves queued callers this long after closing (default 15 minutes).
+    pub fn with_drain(mut self, drain: std::time::Duration) -> Engine {
+        self.drain = drain;
+        self
     }
 
     /// Rings callers for `delay` before answering (0: answer at once).
@@ -158,11 +188,17 @@ impl Engine {
             Input::CallEnded { call } => self.on_caller_gone(now, &call),
             Input::ShutdownRequested => self.on_shutdown(now),
         }
+        self.arm_drain_check(now);
     }
 
     /// Fires every timer due at `now`.
     pub fn handle_timeout(&mut self, now: Now) {
         self.last_wall = Some(now.wall);
+        if self.drain_check_at.is_some_and(|at| at <= now.instant) {
+            self.drain_check_at = None;
+            self.drain_queues_if_closed(now);
+            self.arm_drain_check(now);
+        }
         while let Some((due, call)) = self.timers.first().cloned() {
             if due > now.instant {
                 break;
@@ -186,7 +222,11 @@ impl Engine {
 
     /// The next instant `handle_timeout` must be called at.
     pub fn poll_timeout(&self) -> Option<Instant> {
-        self.timers.first().map(|(due, _)| *due)
+        let call_timer = self.timers.first().map(|(due, _)| *due);
+        match (call_timer, self.drain_check_at) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        }
     }
 
     /// The next command for the drivers.
@@ -236,7 +276,7 @@ impl Engine {
 
     /// The queue names this engine serves.
     pub fn queue_names(&self) -> impl Iterator<Item = &QueueName> {
-        self.queues.iter()
+        self.queues.keys()
     }
 
     fn on_arrived(&mut self, now: Now, id: CallId, caller: String) {
@@ -283,14 +323,13 @@ impl Engine {
                 self.apply_ivr(now, id, actions);
             }
             OfficeState::Closed { reason, opens_at } => {
-                let lang = call.language;
-                let mut names = schedule::speech::closed_reason_fragments(&reason);
-                if let Some(opens_at) = opens_at {
-                    let here = now.wall.to_zoned(self.schedule.time_zone().clone());
-                    names.extend(schedule::speech::reopening_fragments(&opens_at, &here, speech_lang(lang)));
-                }
-                names.push("arrivederci".to_string());
-                let prompts = names.into_iter().map(|n| PromptId::new(lang, n)).collect();
+                // The caller has not chosen a language yet: Italian first, then English.
+                let prompts = Language::ALL
+                    .iter()
+                    .flat_map(|&lang| {
+                        closed_message(&self.schedule, now, lang, schedule::speech::closed_reason_fragments(&reason), opens_at.as_ref())
+                    })
+                    .collect();
                 call.stage = Stage::Closing;
                 let seq = call.last_seq + 1;
                 call.last_seq = seq;
@@ -385,6 +424,19 @@ impl Engine {
             call.ivr_path = run.path().to_vec();
             call.language = run.language();
         }
+        if let Some(Some(hours)) = self.queues.get(&queue) {
+            if let OfficeState::Closed { opens_at, .. } = hours.state_at_timestamp(now.wall) {
+                // The office is open but this desk is not: say so and when it reopens.
+                let prompts = closed_message(hours, now, call.language, vec!["sportello_chiuso".into()], opens_at.as_ref());
+                call.queue = Some(queue);
+                call.stage = Stage::Closing;
+                let seq = call.last_seq + 1;
+                call.last_seq = seq;
+                call.hangup_after = Some((seq, Outcome::Closed));
+                self.outputs.push_back(Output::Play { call: id.clone(), seq, prompts });
+                return;
+            }
+        }
         call.stage = Stage::Queued;
         call.queued_at = Some(now.instant);
         self.waiting.entry(queue.clone()).or_default().push_back(id.clone());
@@ -400,6 +452,48 @@ impl Engine {
             seq,
             prompts: vec![PromptId::new(lang, "attesa")],
         });
+    }
+
+    /// Arms the next look at the office hours: the next closing plus the drain time.
+    fn arm_drain_check(&mut self, now: Now) {
+        if self.drain_check_at.is_some() {
+            return;
+        }
+        let next = match self.schedule.state_at_timestamp(now.wall) {
+            OfficeState::Open { closes_at: Some(closes_at) } => Some(closes_at.timestamp()),
+            // Closed now: queued callers are drained once the closing is `drain` old. The
+            // closing instant is not known here, so look again a drain period from now
+            // unless nobody waits (then the next opening re-arms it).
+            OfficeState::Closed { .. } if self.waiting.values().any(|w| !w.is_empty()) => Some(now.wall),
+            _ => None,
+        };
+        if let Some(at) = next {
+            let until = at.duration_since(now.wall).unsigned_abs();
+            let until = if at > now.wall { until } else { std::time::Duration::ZERO };
+            self.drain_check_at = Some(now.instant + until + self.drain);
+        }
+    }
+
+    /// At the drain limit: callers still waiting hear the closing message and are ended.
+    fn drain_queues_if_closed(&mut self, now: Now) {
+        if self.schedule.state_at_timestamp(now.wall).is_open() {
+            return;
+        }
+        let queued: Vec<CallId> = self.waiting.values().flatten().cloned().collect();
+        for id in queued {
+            for line in self.waiting.values_mut() {
+                line.retain(|c| c != &id);
+            }
+            let Some(call) = self.calls.get_mut(&id) else { continue };
+            let lang = call.language;
+            call.stage = Stage::Closing;
+            call.music_after = None;
+            let seq = call.last_seq + 1;
+            call.last_seq = seq;
+            call.hangup_after = Some((seq, Outcome::Closed));
+            let prompts = vec![PromptId::new(lang, "chiusura_coda"), PromptId::new(lang, "arrivederci")];
+            self.outputs.push_back(Output::Play { call: id, seq, prompts });
+        }
     }
 
     /// Re-arms the call's one timer from its stage (IVR no-input, or ringing → answer).
@@ -449,6 +543,23 @@ impl Engine {
             wait,
         })));
     }
+}
+
+/// A closed message in one language: why, when it reopens, goodbye.
+fn closed_message(
+    schedule: &Schedule,
+    now: Now,
+    lang: Language,
+    why: Vec<String>,
+    opens_at: Option<&jiff::Zoned>,
+) -> Vec<PromptId> {
+    let mut names = why;
+    if let Some(opens_at) = opens_at {
+        let here = now.wall.to_zoned(schedule.time_zone().clone());
+        names.extend(schedule::speech::reopening_fragments(opens_at, &here, speech_lang(lang)));
+    }
+    names.push("arrivederci".to_string());
+    names.into_iter().map(|n| PromptId::new(lang, n)).collect()
 }
 
 fn speech_lang(lang: Language) -> schedule::speech::SpeechLang {

@@ -53,6 +53,9 @@ pub struct ScheduleSpec {
     pub closures: Vec<String>,
     /// One-off extra openings.
     pub openings: Vec<String>,
+    /// Minutes after closing that callers already queued keep being served; then they hear
+    /// the closing message. Read by the engine, not by `compile`.
+    pub drain_minutes: u32,
 }
 
 impl Default for ScheduleSpec {
@@ -71,6 +74,7 @@ impl Default for ScheduleSpec {
             extra_holidays: vec!["12-06 San Nicola, patrono di Bari".to_string()],
             closures: Vec::new(),
             openings: Vec::new(),
+            drain_minutes: 15,
         }
     }
 }
