@@ -26,6 +26,15 @@ pub enum LegCommand {
     Stop,
     /// A re-INVITE changed where to send, or the codec.
     Retarget { remote: SocketAddr, codec: Codec, telephone_event_pt: Option<u8> },
+    /// Relay media to and from another leg (the caller ↔ operator bridge).
+    Bridge { peer: mpsc::Sender<RelayFrame> },
+}
+
+/// Media received on one bridged leg, for the other.
+#[derive(Debug)]
+pub enum RelayFrame {
+    Audio { codec: Codec, payload: Vec<u8> },
+    Event { timestamp: u32, marker: bool, payload: [u8; 4] },
 }
 
 /// What a leg reports.
@@ -64,6 +73,7 @@ pub struct MediaContext {
 /// The runtime's handle on a running leg. Dropping it ends the leg and frees its port.
 pub struct MediaLeg {
     commands: mpsc::Sender<LegCommand>,
+    relay: mpsc::Sender<RelayFrame>,
     local: SocketAddr,
 }
 
@@ -84,6 +94,8 @@ impl MediaLeg {
         let socket = UdpSocket::from_std(std_socket)?;
         let local = socket.local_addr()?;
         let (tx, rx) = mpsc::channel(16);
+        // A few frames of slack: a bridged peer never blocks on this leg.
+        let (relay_tx, relay_rx) = mpsc::channel(32);
         #[allow(clippy::disallowed_methods)] // driver: the session's start instant
         let now = Instant::now();
         let params = SessionParams {
@@ -104,14 +116,20 @@ impl MediaLeg {
             ctx: ctx.clone(),
             last_rx: now,
             reported: Default::default(),
+            peer: None,
         };
-        tokio::spawn(driver.run(rx));
-        Ok(MediaLeg { commands: tx, local })
+        tokio::spawn(driver.run(rx, relay_rx));
+        Ok(MediaLeg { commands: tx, relay: relay_tx, local })
     }
 
     /// The local RTP address (for SDP).
     pub fn local_addr(&self) -> SocketAddr {
         self.local
+    }
+
+    /// Where another leg sends media for this one to relay.
+    pub fn relay_sender(&self) -> mpsc::Sender<RelayFrame> {
+        self.relay.clone()
     }
 
     /// Sends a command; a full or closed leg drops it (the leg is ending or stuck).
@@ -131,10 +149,12 @@ struct LegDriver {
     ctx: MediaContext,
     last_rx: Instant,
     reported: super::session::MediaStats,
+    /// The bridged leg's relay input.
+    peer: Option<mpsc::Sender<RelayFrame>>,
 }
 
 impl LegDriver {
-    async fn run(mut self, mut commands: mpsc::Receiver<LegCommand>) {
+    async fn run(mut self, mut commands: mpsc::Receiver<LegCommand>, mut relay: mpsc::Receiver<RelayFrame>) {
         let mut buf = vec![0u8; 2048];
         loop {
             let deadline = self.session.poll_timeout();
@@ -143,6 +163,16 @@ impl LegDriver {
                 cmd = commands.recv() => match cmd {
                     Some(cmd) => self.apply(cmd),
                     None => break,
+                },
+                Some(frame) = relay.recv() => {
+                    #[allow(clippy::disallowed_methods)] // driver clock site
+                    let now = Instant::now();
+                    match frame {
+                        RelayFrame::Audio { codec, payload } => self.session.relay_audio(now, codec, &payload),
+                        RelayFrame::Event { timestamp, marker, payload } => {
+                            self.session.relay_event(now, timestamp, marker, payload)
+                        }
+                    }
                 },
                 received = self.socket.recv_from(&mut buf) => {
                     if let Ok((len, from)) = received {
@@ -196,6 +226,10 @@ impl LegDriver {
                 self.session.play(now, Playback::Music { clip, offset_hint: 0 });
             }
             LegCommand::Stop => self.session.stop(now),
+            LegCommand::Bridge { peer } => {
+                self.session.set_relaying(now, true);
+                self.peer = Some(peer);
+            }
             LegCommand::Retarget { remote, codec, telephone_event_pt } => {
                 self.remote = remote;
                 self.latched = false;
@@ -216,6 +250,18 @@ impl LegDriver {
                     LegEvent::PlaybackFinished { call: self.call.clone(), seq: token }
                 }
                 MediaEvent::MalformedRtp => continue,
+                MediaEvent::Audio { codec, payload } => {
+                    if let Some(peer) = &self.peer {
+                        let _ = peer.try_send(RelayFrame::Audio { codec, payload });
+                    }
+                    continue;
+                }
+                MediaEvent::TelephoneEvent { timestamp, marker, payload } => {
+                    if let Some(peer) = &self.peer {
+                        let _ = peer.try_send(RelayFrame::Event { timestamp, marker, payload });
+                    }
+                    continue;
+                }
             };
             if self.ctx.events.try_send(event).is_err() {
                 self.ctx.counters.dropped_events.fetch_add(1, Ordering::Relaxed);

@@ -68,7 +68,7 @@ pub enum Playback {
 }
 
 /// What the session tells its owner.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub enum MediaEvent {
     /// A key press (RFC 4733), reported once.
     Digit(DtmfDigit),
@@ -79,6 +79,22 @@ pub enum MediaEvent {
     },
     /// A datagram was not RTP, or its telephone-event payload was malformed (also counted).
     MalformedRtp,
+    /// Bridged: an audio frame received, to relay to the other leg.
+    Audio {
+        /// The codec it is encoded in.
+        codec: Codec,
+        /// The G.711 bytes.
+        payload: Vec<u8>,
+    },
+    /// Bridged: a telephone-event packet received, to pass through to the other leg.
+    TelephoneEvent {
+        /// The sender's RTP timestamp (one per key press).
+        timestamp: u32,
+        /// The marker bit (start of an event).
+        marker: bool,
+        /// The 4-byte RFC 4733 payload.
+        payload: [u8; 4],
+    },
 }
 
 /// Plain counters for metrics.
@@ -128,6 +144,10 @@ pub struct MediaSession {
     last_sent: Option<Instant>,
     last_received: Option<Instant>,
     dtmf: DtmfReceiver,
+    /// Bridged to another leg: received media is reported for relaying.
+    relaying: bool,
+    /// Our timestamp for the passed-through key press whose sender timestamp is `.0`.
+    relayed_event: Option<(u32, u32)>,
     transmit: VecDeque<Vec<u8>>,
     events: VecDeque<MediaEvent>,
     stats: MediaStats,
@@ -146,6 +166,8 @@ impl MediaSession {
             last_sent: None,
             last_received: None,
             dtmf: DtmfReceiver::new(),
+            relaying: false,
+            relayed_event: None,
             transmit: VecDeque::new(),
             events: VecDeque::new(),
             stats: MediaStats::default(),
@@ -190,6 +212,25 @@ impl MediaSession {
         self.stats.packets_received += 1;
         self.stats.bytes_received += datagram.len() as u64;
         let pt = rtp.payload_type();
+        if self.relaying {
+            if Some(pt) == self.telephone_event_pt {
+                if let Ok(payload) = <[u8; 4]>::try_from(rtp.payload().get(..4).unwrap_or(&[])) {
+                    self.events.push_back(MediaEvent::TelephoneEvent {
+                        timestamp: rtp.timestamp(),
+                        marker: rtp.mark(),
+                        payload,
+                    });
+                } else {
+                    self.malformed();
+                }
+            } else if pt == self.codec.payload_type() {
+                self.stats.audio_packets_received += 1;
+                self.events.push_back(MediaEvent::Audio { codec: self.codec, payload: rtp.payload().to_vec() });
+            } else {
+                self.stats.other_payload_type += 1;
+            }
+            return;
+        }
         if Some(pt) == self.telephone_event_pt {
             match self.dtmf.handle_packet(rtp.timestamp(), rtp.mark(), rtp.payload()) {
                 Ok(Some(digit)) => {
@@ -267,6 +308,60 @@ impl MediaSession {
         }
         self.codec = codec;
         self.telephone_event_pt = telephone_event_pt;
+    }
+
+    /// Bridges (or unbridges) this leg: while bridged, playback stops, received audio and
+    /// telephone-events are reported as `Audio` / `TelephoneEvent` for the other leg, and
+    /// `relay_audio` / `relay_event` send what the other leg received.
+    pub fn set_relaying(&mut self, now: Instant, relaying: bool) {
+        if relaying {
+            self.stop(now);
+        }
+        self.relaying = relaying;
+        self.relayed_event = None;
+    }
+
+    /// Sends one frame received on the other leg, transcoded when its law differs.
+    pub fn relay_audio(&mut self, now: Instant, codec: Codec, payload: &[u8]) {
+        if !self.relaying || payload.is_empty() {
+            return;
+        }
+        let marker = self.last_sent.is_none_or(|t| now.saturating_duration_since(t) > super::pacer::PTIME * 3);
+        if codec == self.codec {
+            self.send(now, marker, payload);
+        } else {
+            let transcoded = self.codec.encode(&codec.decode(payload));
+            self.send(now, marker, &transcoded);
+        }
+    }
+
+    /// Passes a key press through with this leg's telephone-event payload type. All packets
+    /// of one press keep one timestamp (RFC 4733 §2.5.1.2); with no telephone-event
+    /// negotiated on this leg the press is dropped.
+    pub fn relay_event(&mut self, now: Instant, sender_timestamp: u32, marker: bool, payload: [u8; 4]) {
+        let Some(pt) = self.telephone_event_pt.filter(|_| self.relaying) else { return };
+        let timestamp = match self.relayed_event {
+            Some((from, ours)) if from == sender_timestamp => ours,
+            _ => {
+                let ours = self.clock.timestamp_at(now);
+                self.relayed_event = Some((sender_timestamp, ours));
+                ours
+            }
+        };
+        let built = RtpPacketBuilder::new()
+            .payload_type(pt)
+            .ssrc(self.ssrc)
+            .sequence(Seq::from(self.next_seq))
+            .timestamp(timestamp)
+            .marked(marker)
+            .payload(&payload)
+            .build();
+        if let Ok(packet) = built {
+            self.next_seq = self.next_seq.wrapping_add(1);
+            self.stats.packets_sent += 1;
+            self.stats.bytes_sent += packet.len() as u64;
+            self.transmit.push_back(packet);
+        }
     }
 
     /// The codec packets are sent with.
@@ -521,6 +616,40 @@ mod tests {
         assert_eq!((st.malformed, st.packets_received, st.audio_packets_received), (3, 3, 1));
         assert_eq!((st.other_payload_type, st.bytes_received), (1, 14 + 172 + 13));
         assert_eq!(s.last_received(), Some(t + ms(5)));
+    }
+
+    #[test]
+    fn bridged_legs_relay_audio_transcoded_and_dtmf_restamped() {
+        let t = t0();
+        let mut a = session(t, 10, 1000);
+        a.set_codec(Codec::Pcmu, Some(101));
+        let mut b = session(t, 500, 9000);
+        b.set_codec(Codec::Pcma, Some(96));
+        a.set_relaying(t, true);
+        b.set_relaying(t, true);
+        // A µ-law frame arrives on leg a.
+        let frame = Codec::Pcmu.encode(&[1000i16; 160]);
+        let pkt = RtpPacketBuilder::new().payload_type(0).ssrc(7).sequence(Seq::from(1)).timestamp(5).payload(&frame).build().unwrap();
+        a.handle_rtp(t, &pkt);
+        let Some(MediaEvent::Audio { codec, payload }) = a.poll_event() else { panic!("audio event") };
+        b.relay_audio(t, codec, &payload);
+        let out = b.poll_transmit().expect("relayed packet");
+        let r = RtpReader::new(&out).unwrap();
+        assert_eq!(r.payload_type(), 8, "sent in leg b's law");
+        assert_eq!(r.payload(), &Codec::Pcma.encode(&Codec::Pcmu.decode(&frame))[..]);
+        // A key press passes through with b's payload type and one timestamp for all packets.
+        for (i, end) in [(0, false), (1, false), (2, true)] {
+            let ev = [5u8, if end { 0x80 } else { 0 }, 0, 40 * (i + 1)];
+            b.relay_event(t + ms(20 * i as u64), 777, i == 0, ev);
+        }
+        let stamps: Vec<(u8, u32)> = std::iter::from_fn(|| b.poll_transmit())
+            .map(|p| {
+                let r = RtpReader::new(&p).unwrap();
+                (r.payload_type(), r.timestamp())
+            })
+            .collect();
+        assert_eq!(stamps.len(), 3);
+        assert!(stamps.iter().all(|(pt, ts)| *pt == 96 && *ts == stamps[0].1), "{stamps:?}");
     }
 
     #[test]
