@@ -102,6 +102,7 @@ pub async fn start_with_records(
         advertise_ip: config.sip.advertise_ip.parse().ok(),
         user_agent: format!("{}/{}", config.sip.user_agent, env!("CARGO_PKG_VERSION")),
         node: config.node.clone(),
+        domain: config.sip.domain.clone(),
     };
     let sip = SipService::start(settings, sip_tx, sip_counters.clone()).await.context("starting SIP")?;
     let sip_udp = sip.udp_addrs().to_vec();

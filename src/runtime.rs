@@ -126,6 +126,12 @@ impl Runtime {
                 }
                 return;
             }
+            // Operators arrive with the engine's routing (wired below when it lands).
+            SipEvent::OperatorAnswered { .. }
+            | SipEvent::OperatorFailed { .. }
+            | SipEvent::OperatorEnded { .. }
+            | SipEvent::OperatorRegistered { .. }
+            | SipEvent::OperatorUnregistered { .. } => return,
         };
         self.engine.handle_input(now, input);
     }

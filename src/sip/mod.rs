@@ -9,6 +9,7 @@ mod call_leg;
 pub mod counters;
 mod dispatcher;
 mod inspector;
+pub mod operator_leg;
 pub mod screen;
 pub mod sdp;
 
@@ -26,10 +27,11 @@ use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
 pub use call_leg::{CallLegHandle, SipCallCommand};
+pub use operator_leg::{OfferSpec, OperatorContact, OperatorLegHandle};
 pub use counters::SipCounters;
 pub use sdp::RemoteMedia;
 
-use crate::engine::ids::{CallId, DtmfDigit};
+use crate::engine::ids::{CallId, DtmfDigit, OperatorId};
 
 /// The methods centralino answers, for `Allow` headers.
 pub const ALLOW: &str = "INVITE, ACK, BYE, CANCEL, OPTIONS, INFO";
@@ -54,6 +56,16 @@ pub enum SipEvent {
     Digit { call: CallId, digit: DtmfDigit },
     /// A re-INVITE moved the media (hold, unhold, new address).
     MediaChanged { call: CallId, remote_media: RemoteMedia },
+    /// The operator answered the offer of `call`.
+    OperatorAnswered { call: CallId, operator: OperatorId, remote_media: RemoteMedia },
+    /// The offer failed: busy (486/600/603), another error, no contact, or our CANCEL.
+    OperatorFailed { call: CallId, operator: OperatorId, busy: bool },
+    /// The operator's answered leg ended (either side's BYE).
+    OperatorEnded { call: CallId, operator: OperatorId },
+    /// The operator's first contact registered.
+    OperatorRegistered { operator: OperatorId },
+    /// The operator's last contact expired or was removed.
+    OperatorUnregistered { operator: OperatorId },
 }
 
 /// How to run the SIP service.
@@ -64,11 +76,13 @@ pub struct SipSettings {
     pub advertise_ip: Option<IpAddr>,
     pub user_agent: String,
     pub node: String,
+    /// The SIP domain (digest realm, From host of offers).
+    pub domain: String,
 }
 
 /// Shared by the dispatcher and the call legs.
 pub(crate) struct SipContext {
-    pub dialogs: DialogLayer,
+    pub dialogs: Arc<DialogLayer>,
     pub events: mpsc::Sender<SipEvent>,
     pub counters: Arc<SipCounters>,
     pub settings: SipSettings,
@@ -77,6 +91,8 @@ pub(crate) struct SipContext {
     /// The local SIP port per transport, for Contact headers.
     pub udp_port: Option<u16>,
     pub tcp_port: Option<u16>,
+    /// Registered operators' contacts (filled by the registrar).
+    pub locations: std::sync::Mutex<std::collections::HashMap<OperatorId, OperatorContact>>,
 }
 
 /// The running SIP service.
@@ -130,7 +146,7 @@ impl SipService {
             .incoming_transactions()
             .map_err(|e| anyhow::anyhow!("sip endpoint: {e}"))?;
         let ctx = Arc::new(SipContext {
-            dialogs: DialogLayer::new(endpoint.inner.clone()),
+            dialogs: Arc::new(DialogLayer::new(endpoint.inner.clone())),
             events,
             counters,
             udp_port: udp_addrs.first().map(|a| a.port()),
@@ -138,6 +154,7 @@ impl SipService {
             settings,
             shutting_down: AtomicBool::new(false),
             next_call: AtomicU64::new(1),
+            locations: Default::default(),
         });
         for listener in tcp_listeners {
             tokio::spawn(accept_tcp(listener, endpoint.inner.clone(), cancel.child_token()));
@@ -160,6 +177,22 @@ impl SipService {
     /// From now on new INVITEs get 503.
     pub fn stop_accepting(&self) {
         self.ctx.shutting_down.store(true, std::sync::atomic::Ordering::SeqCst);
+    }
+
+    /// Offers `spec.call` to an operator's registered contact. The result arrives as
+    /// `OperatorAnswered` / `OperatorFailed`; `OperatorFailed` at once when not registered.
+    pub fn offer(&self, spec: OfferSpec) -> OperatorLegHandle {
+        let contact = self.ctx.locations.lock().unwrap_or_else(|e| e.into_inner()).get(&spec.operator).cloned();
+        operator_leg::start(self.ctx.clone(), spec, contact)
+    }
+
+    /// The local IP to advertise towards an operator (for the operator leg's RTP).
+    pub fn local_ip_for(&self, operator: &OperatorId) -> IpAddr {
+        if let Some(ip) = self.ctx.settings.advertise_ip {
+            return ip;
+        }
+        let peer = self.ctx.locations.lock().unwrap_or_else(|e| e.into_inner()).get(operator).map(|c| c.source.ip());
+        local_ip_towards(peer.unwrap_or(IpAddr::from([127, 0, 0, 1])))
     }
 
     /// Live dialogs (for leak checks).

@@ -84,9 +84,15 @@ impl QueueEvent {
         cols
     }
 
-    /// The data list back from columns: stops at the first NULL column.
+    /// The data list back from columns: stops at the first NULL column; the last column is
+    /// split on `|` again.
     pub fn data_from_columns(cols: [Option<String>; DATA_COLUMNS]) -> Vec<String> {
-        cols.into_iter().map_while(|c| c).collect()
+        let mut data: Vec<String> = cols.into_iter().map_while(|c| c).collect();
+        if data.len() == DATA_COLUMNS {
+            let folded = data.pop().unwrap_or_default();
+            data.extend(folded.split('|').map(String::from));
+        }
+        data
     }
 }
 
@@ -121,7 +127,7 @@ mod tests {
     fn data_beyond_five_items_folds_into_the_last_column() {
         let cols = event(&["a", "b", "c", "d", "e", "f"]).data_columns();
         assert_eq!(cols[4].as_deref(), Some("e|f"));
-        assert_eq!(QueueEvent::data_from_columns(cols).join("|"), "a|b|c|d|e|f");
+        assert_eq!(QueueEvent::data_from_columns(cols), vec!["a", "b", "c", "d", "e", "f"]);
     }
 
     #[test]
