@@ -12,8 +12,13 @@ use anyhow::Context;
 use tokio::sync::{mpsc, oneshot};
 
 use crate::config::{Config, Listen};
-use crate::engine::ids::QueueName;
-use crate::engine::{Engine, QueueSetup};
+use std::collections::HashMap;
+
+use crate::engine::ids::{Language, OperatorId, QueueName};
+use crate::engine::operators::OperatorAccount;
+use crate::sip::registrar::Credentials;
+use crate::store::operators::OperatorRow;
+use crate::engine::{Engine, Input};
 use crate::http::AdminState;
 use crate::media::leg::{MediaContext, MediaCounters};
 use crate::media::library::AudioLibrary;
@@ -21,6 +26,8 @@ use crate::media::ports::PortPool;
 use crate::metrics::MetricsSources;
 use crate::runtime::{Inputs, Runtime};
 use crate::sip::{SipCounters, SipService, SipSettings};
+use crate::store::writer::{spawn_writer, WriterStats};
+use crate::store::Store;
 
 /// A running service. Dropping it does not stop it: call `shutdown`.
 pub struct Service {
@@ -73,11 +80,7 @@ pub async fn start_with_records(
     tracing::info!(prompts = library.len(), "prompts loaded");
     let mut queues = Vec::new();
     for q in &config.queues {
-        let hours = match &q.hours {
-            Some(spec) => Some(spec.compile().map_err(|e| anyhow::anyhow!("queue {}: {}", q.name, e[0]))?),
-            None => None,
-        };
-        queues.push(QueueSetup { name: QueueName(q.name.clone()), hours });
+        queues.push(q.setup().map_err(|e| anyhow::anyhow!("queue {}: {e}", q.name))?);
     }
     let missing = ivr.missing(crate::engine::engine_prompt_names().iter().map(String::as_str));
     if !missing.is_empty() {
@@ -103,8 +106,28 @@ pub async fn start_with_records(
         user_agent: format!("{}/{}", config.sip.user_agent, env!("CARGO_PKG_VERSION")),
         node: config.node.clone(),
         domain: config.sip.domain.clone(),
+        digest_algorithms: config
+            .sip
+            .digest_algorithms
+            .iter()
+            .filter_map(|a| crate::sip::digest::DigestAlgorithm::from_token(a))
+            .collect(),
     };
-    let sip = SipService::start(settings, sip_tx, sip_counters.clone()).await.context("starting SIP")?;
+    let store = Store::open(&config.database.url)
+        .await
+        .with_context(|| format!("opening the database {}", config.database.url))?
+        .with_node(config.node.clone());
+    let closed = store.close_interrupted(crate::clock::Now::read().wall).await.context("closing interrupted calls")?;
+    if closed > 0 {
+        tracing::warn!(calls = closed, "closed call records left open by a crash as `interrupted`");
+    }
+    let operators = store.operators().await.context("loading operators")?;
+    let directory = accounts_of(&operators);
+    let writer_stats = Arc::new(WriterStats::default());
+    let (writer, writer_task) = spawn_writer(store.clone(), 8192, writer_stats.clone());
+
+    let sip = Arc::new(SipService::start(settings, sip_tx, sip_counters.clone()).await.context("starting SIP")?);
+    sip.set_credentials(credentials_of(&operators));
     let sip_udp = sip.udp_addrs().to_vec();
     let sip_tcp = sip.tcp_addrs().to_vec();
 
@@ -115,7 +138,8 @@ pub async fn start_with_records(
         events: media_tx,
         rtp_timeout: Duration::from_secs(config.media.rtp_timeout_secs),
     };
-    let runtime = Runtime::new(engine, media, records);
+    let mut runtime = Runtime::new(engine, media, sip.clone(), Some(writer), records, config.node.clone());
+    runtime.handle_input(Input::DirectoryLoaded { operators: directory });
 
     let http_listener = tokio::net::TcpListener::bind(&config.http.listen)
         .await
@@ -127,6 +151,7 @@ pub async fn start_with_records(
             sip: sip_counters,
             media: media_counters,
             ports: ports.clone(),
+            writer: writer_stats,
             version: env!("CARGO_PKG_VERSION"),
         }),
     };
@@ -143,7 +168,7 @@ pub async fn start_with_records(
     let (stop_tx, stop_rx) = oneshot::channel::<()>();
     let done = tokio::spawn(async move {
         let inputs = Inputs { sip: sip_rx, media: media_rx, admin: admin_rx };
-        let sip_ref = &sip;
+        let sip_ref = sip.clone();
         let shutdown = async move {
             let _ = stop_rx.await;
             // New INVITEs get 503 from here on; the runtime then ends the calls.
@@ -151,6 +176,12 @@ pub async fn start_with_records(
         };
         runtime.run(inputs, shutdown).await;
         sip.shutdown();
+        // The runtime (and its writer handle) is gone: the writer drains, bounded in time
+        // since it retries while the database is down.
+        if tokio::time::timeout(Duration::from_secs(10), writer_task).await.is_err() {
+            tracing::error!("the store writer did not drain in 10 s: some records may be lost");
+        }
+        store.close().await;
         let _ = http_stop_tx.send(());
         let _ = http_task.await;
         tracing::info!("stopped");
@@ -188,4 +219,24 @@ async fn wait_for_signal() {
     {
         let _ = ctrl_c.await;
     }
+}
+
+/// The engine's view of the stored accounts.
+pub fn accounts_of(rows: &[OperatorRow]) -> Vec<OperatorAccount> {
+    rows.iter()
+        .map(|r| OperatorAccount {
+            id: OperatorId(r.username.clone()),
+            display_name: r.display_name.clone(),
+            queues: r.queues.iter().map(|(q, l)| (QueueName(q.clone()), *l)).collect(),
+            languages: r.languages.iter().filter_map(|l| Language::from_code(l)).collect(),
+            max_calls: r.max_calls,
+        })
+        .collect()
+}
+
+/// The registrar's view of the stored accounts.
+pub fn credentials_of(rows: &[OperatorRow]) -> HashMap<String, Credentials> {
+    rows.iter()
+        .map(|r| (r.username.clone(), Credentials { ha1_md5: r.ha1_md5.clone(), ha1_sha256: r.ha1_sha256.clone() }))
+        .collect()
 }

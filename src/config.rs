@@ -42,6 +42,7 @@ pub struct SipConfig {
     pub advertise_ip: String,
     pub user_agent: String,
     pub answer_after_ms: u64,
+    pub digest_algorithms: Vec<String>,
 }
 
 #[derive(Clone, Debug, Deserialize)]
@@ -78,6 +79,82 @@ pub struct QueueConfig {
     /// The desk's own hours, when they differ from the office's.
     #[serde(default)]
     pub hours: Option<ScheduleSpec>,
+    /// longest-idle, round-robin, fewest-calls, least-talk-time, ring-all, linear.
+    #[serde(default = "default_strategy")]
+    pub strategy: String,
+    /// Seconds an operator's phone rings before the next one is tried.
+    #[serde(default = "default_ring_timeout")]
+    pub ring_timeout_secs: u64,
+    /// Seconds before offering again after a ring-no-answer or a refusal.
+    #[serde(default = "default_retry_delay")]
+    pub retry_delay_secs: u64,
+    /// Seconds of wrap-up after each call before the operator is available again.
+    #[serde(default = "default_wrap_up")]
+    pub wrap_up_secs: u64,
+    /// Longest wait in seconds (0: no limit).
+    #[serde(default)]
+    pub max_wait_secs: u64,
+    /// Where callers go at the max wait.
+    #[serde(default)]
+    pub overflow: Option<String>,
+    /// The service-level threshold in seconds (answered within it counts as on time).
+    #[serde(default = "default_service_level")]
+    pub service_level_secs: u64,
+    /// Seconds an English-speaking caller waits for an English-speaking operator before anyone may take the call.
+    #[serde(default = "default_language_wait")]
+    pub language_wait_secs: u64,
+    /// Higher goes first when operators serve several queues.
+    #[serde(default)]
+    pub priority: i32,
+    /// Consecutive unanswered offers before the operator is paused ("no answer"); 0 never.
+    #[serde(default = "default_auto_pause")]
+    pub auto_pause_after: u32,
+}
+
+fn default_strategy() -> String {
+    "longest-idle".into()
+}
+fn default_ring_timeout() -> u64 {
+    20
+}
+fn default_retry_delay() -> u64 {
+    2
+}
+fn default_wrap_up() -> u64 {
+    10
+}
+fn default_service_level() -> u64 {
+    20
+}
+fn default_language_wait() -> u64 {
+    30
+}
+fn default_auto_pause() -> u32 {
+    3
+}
+
+impl QueueConfig {
+    /// The engine's view of this queue (valid after `validate`).
+    pub fn setup(&self) -> Result<crate::engine::QueueSetup, String> {
+        use std::time::Duration;
+        let mut q = crate::engine::QueueSetup::new(crate::engine::ids::QueueName(self.name.clone()));
+        q.theme = self.theme.clone();
+        q.hours = match &self.hours {
+            Some(spec) => Some(spec.compile().map_err(|e| e.iter().map(|e| e.to_string()).collect::<Vec<_>>().join("; "))?),
+            None => None,
+        };
+        q.strategy = self.strategy.parse().map_err(|_| format!("unknown strategy {:?}", self.strategy))?;
+        q.ring_timeout = Duration::from_secs(self.ring_timeout_secs);
+        q.retry_delay = Duration::from_secs(self.retry_delay_secs);
+        q.wrap_up = Duration::from_secs(self.wrap_up_secs);
+        q.max_wait = (self.max_wait_secs > 0).then(|| Duration::from_secs(self.max_wait_secs));
+        q.overflow = self.overflow.clone().map(crate::engine::ids::QueueName);
+        q.service_level = Duration::from_secs(self.service_level_secs);
+        q.language_wait = Duration::from_secs(self.language_wait_secs);
+        q.priority = self.priority;
+        q.auto_pause_after = self.auto_pause_after;
+        Ok(q)
+    }
 }
 
 /// A SIP listening address.
@@ -165,6 +242,14 @@ impl Config {
         {
             problems.push(("sip.advertise_ip".into(), "not an IP address".into()));
         }
+        if self.sip.digest_algorithms.is_empty() {
+            problems.push(("sip.digest_algorithms".into(), "at least one of MD5, SHA-256".into()));
+        }
+        for a in &self.sip.digest_algorithms {
+            if crate::sip::digest::DigestAlgorithm::from_token(a).is_none() {
+                problems.push(("sip.digest_algorithms".into(), format!("unknown algorithm {a:?} (MD5, SHA-256)")));
+            }
+        }
         if let Err(m) = parse_port_range(&self.media.rtp_ports) {
             problems.push(("media.rtp_ports".into(), m));
         }
@@ -181,6 +266,17 @@ impl Config {
             }
         }
         for (i, q) in self.queues.iter().enumerate() {
+            if q.strategy.parse::<crate::engine::Strategy>().is_err() {
+                problems.push((format!("queue[{i}].strategy"), format!("unknown strategy {:?} (longest-idle, round-robin, fewest-calls, least-talk-time, ring-all, linear)", q.strategy)));
+            }
+            if q.ring_timeout_secs == 0 {
+                problems.push((format!("queue[{i}].ring_timeout_secs"), "must be at least 1".into()));
+            }
+            if let Some(o) = &q.overflow {
+                if !self.queues.iter().any(|x| &x.name == o) {
+                    problems.push((format!("queue[{i}].overflow"), format!("no queue named {o:?}")));
+                }
+            }
             if let Some(Err(errors)) = q.hours.as_ref().map(ScheduleSpec::compile) {
                 for e in errors {
                     problems.push((format!("queue[{i}].hours.{}", e.field), e.message));

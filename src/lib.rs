@@ -8,7 +8,7 @@
 //!  http (admin) ──AdminRequest──▶ runtime          metrics ◀── engine stats + driver counters
 //! ```
 //! Dependency direction: `main → app → {runtime, config, cli, http, metrics, sip, media,
-//! ivr_scripts} → engine`. `engine` imports nothing else from this crate.
+//! ivr_scripts, store} → engine`. `engine` imports nothing else from this crate.
 
 /// Composition root: builds and starts everything, shuts it down in order.
 pub mod app;
@@ -34,3 +34,5 @@ pub mod metrics;
 pub mod runtime;
 /// SIP transports, transactions, dialogs, SDP.
 pub mod sip;
+/// SQL store: pool, migrations, call records, queue events, reports; the batching writer.
+pub mod store;

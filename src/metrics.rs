@@ -21,6 +21,7 @@ pub struct MetricsSources {
     pub sip: Arc<SipCounters>,
     pub media: Arc<MediaCounters>,
     pub ports: PortPool,
+    pub writer: Arc<crate::store::writer::WriterStats>,
     pub version: &'static str,
 }
 

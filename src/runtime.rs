@@ -6,6 +6,7 @@
 
 use std::collections::{HashMap, HashSet};
 use std::net::IpAddr;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use rand::{Rng, SeedableRng};
@@ -13,11 +14,14 @@ use tokio::sync::{mpsc, oneshot};
 
 use crate::clock::Now;
 use crate::engine::call::{CallRecord, CallView};
-use crate::engine::ids::CallId;
+use crate::engine::ids::{CallId, OperatorId};
 use crate::engine::stats::StatsSnapshot;
 use crate::engine::{Engine, Input, Output};
+use crate::media::g711::Codec;
 use crate::media::leg::{LegCommand, LegEvent, MediaContext, MediaLeg};
-use crate::sip::{CallLegHandle, RemoteMedia, SipCallCommand, SipEvent};
+use crate::sip::{CallLegHandle, OfferSpec, OperatorLegHandle, RemoteMedia, SipCallCommand, SipEvent, SipService};
+use crate::store::model::{CallStart, QueueEvent as StoredEvent};
+use crate::store::writer::{WriteItem, WriterHandle};
 
 /// How long shutdown waits for callers' dialogs to end after sending BYE.
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
@@ -26,14 +30,26 @@ const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
 pub enum AdminRequest {
     Calls(oneshot::Sender<Vec<CallView>>),
     Stats(oneshot::Sender<StatsSnapshot>),
+    Operators(oneshot::Sender<Vec<crate::engine::operators::OperatorView>>),
+    /// Feed an operator fact (pause, resume, login, logout) from the API.
+    Operator(Input),
+    /// Replace the operator directory (after `operators add|remove|set`).
+    Directory(Vec<crate::engine::operators::OperatorAccount>),
 }
 
-/// One call's legs.
+/// One call's legs: the caller's, and the operators' being offered or connected.
 struct Legs {
     sip: CallLegHandle,
     media: Option<MediaLeg>,
     remote: RemoteMedia,
     local_ip: IpAddr,
+    operators: HashMap<OperatorId, OperatorLeg>,
+}
+
+/// An operator's leg of a call (offered or connected).
+struct OperatorLeg {
+    sip: OperatorLegHandle,
+    media: MediaLeg,
 }
 
 /// Where finished calls' records go.
@@ -47,6 +63,9 @@ pub struct Runtime {
     sip_alive: HashSet<CallId>,
     rng: rand::rngs::SmallRng,
     records: Option<RecordSink>,
+    sip: Arc<SipService>,
+    writer: Option<WriterHandle>,
+    node: String,
 }
 
 /// The channels the control loop listens on.
@@ -57,7 +76,14 @@ pub struct Inputs {
 }
 
 impl Runtime {
-    pub fn new(engine: Engine, media: MediaContext, records: Option<RecordSink>) -> Runtime {
+    pub fn new(
+        engine: Engine,
+        media: MediaContext,
+        sip: Arc<SipService>,
+        writer: Option<WriterHandle>,
+        records: Option<RecordSink>,
+        node: String,
+    ) -> Runtime {
         Runtime {
             engine,
             media,
@@ -65,7 +91,16 @@ impl Runtime {
             sip_alive: HashSet::new(),
             rng: rand::rngs::SmallRng::from_entropy(),
             records,
+            sip,
+            writer,
+            node,
         }
+    }
+
+    /// Feeds one input outside the loop (start-up facts such as the operator directory).
+    pub fn handle_input(&mut self, input: Input) {
+        self.engine.handle_input(Now::read(), input);
+        self.dispatch();
     }
 
     /// Runs until `shutdown` resolves and every call has ended (or the grace time passed).
@@ -103,7 +138,16 @@ impl Runtime {
         let input = match event {
             SipEvent::Incoming { call, caller, remote_media, local_ip, leg } => {
                 self.sip_alive.insert(call.clone());
-                self.legs.insert(call.clone(), Legs { sip: leg, media: None, remote: remote_media, local_ip });
+                self.legs.insert(
+                    call.clone(),
+                    Legs { sip: leg, media: None, remote: remote_media, local_ip, operators: HashMap::new() },
+                );
+                self.write(WriteItem::CallStarted(CallStart {
+                    id: call.0.clone(),
+                    node: self.node.clone(),
+                    caller: caller.clone(),
+                    arrived_at: now.wall,
+                }));
                 Input::CallArrived { call, caller }
             }
             SipEvent::Established { call } => Input::CallAnswered { call },
@@ -126,12 +170,26 @@ impl Runtime {
                 }
                 return;
             }
-            // Operators arrive with the engine's routing (wired below when it lands).
-            SipEvent::OperatorAnswered { .. }
-            | SipEvent::OperatorFailed { .. }
-            | SipEvent::OperatorEnded { .. }
-            | SipEvent::OperatorRegistered { .. }
-            | SipEvent::OperatorUnregistered { .. } => return,
+            SipEvent::OperatorAnswered { call, operator, remote_media } => {
+                if let Some(leg) = self.legs.get(&call).and_then(|l| l.operators.get(&operator)) {
+                    leg.media.command(LegCommand::Retarget {
+                        remote: remote_media.addr,
+                        codec: remote_media.codec,
+                        telephone_event_pt: remote_media.telephone_event_pt,
+                    });
+                }
+                Input::OfferAnswered { call, operator }
+            }
+            SipEvent::OperatorFailed { call, operator, busy } => {
+                self.drop_operator_leg(&call, &operator);
+                Input::OfferRejected { call, operator, busy }
+            }
+            SipEvent::OperatorEnded { call, operator } => {
+                self.drop_operator_leg(&call, &operator);
+                Input::OperatorLegEnded { call, operator }
+            }
+            SipEvent::OperatorRegistered { operator } => Input::OperatorRegistered { operator },
+            SipEvent::OperatorUnregistered { operator } => Input::OperatorUnregistered { operator },
         };
         self.engine.handle_input(now, input);
     }
@@ -159,6 +217,13 @@ impl Runtime {
             AdminRequest::Stats(reply) => {
                 let _ = reply.send(self.engine.stats(Now::read()));
             }
+            AdminRequest::Operators(reply) => {
+                let _ = reply.send(self.engine.operators());
+            }
+            AdminRequest::Operator(input) => self.engine.handle_input(Now::read(), input),
+            AdminRequest::Directory(operators) => {
+                self.engine.handle_input(Now::read(), Input::DirectoryLoaded { operators })
+            }
         }
     }
 
@@ -180,16 +245,42 @@ impl Runtime {
                         legs.sip.send(SipCallCommand::Hangup);
                     }
                 }
+                Output::OfferToOperator { call, operator, queue, theme, caller, language, ivr_path } => {
+                    self.offer(call, operator, queue.0, theme, caller, language.code(), ivr_path)
+                }
+                Output::CancelOffer { call, operator } | Output::HangupOperator { call, operator } => {
+                    if let Some(leg) = self.legs.get_mut(&call).and_then(|l| l.operators.remove(&operator)) {
+                        leg.sip.end();
+                    }
+                }
+                Output::Bridge { call, operator } => self.bridge(&call, &operator),
+                Output::QueueEvent(event) => {
+                    self.write(WriteItem::Events(vec![StoredEvent {
+                        at: event.at,
+                        call_id: event.call.0,
+                        queue: event.queue.0,
+                        operator: event.operator.map(|o| o.0),
+                        event: event.kind.as_str().to_string(),
+                        data: event.data,
+                    }]));
+                }
+                Output::OperatorStateChanged { operator, state, reason } => {
+                    tracing::info!(%operator, state = state.as_str(), ?reason, "operator state");
+                }
                 Output::CallFinished(record) => {
                     tracing::info!(call = %record.id, outcome = record.outcome.as_str(), queue = ?record.queue.as_ref().map(|q| &q.0), "call finished");
                     // Media ends now (its port returns to the pool); the SIP leg finishes
                     // its BYE on its own and reports `Ended`.
                     if let Some(legs) = self.legs.get_mut(&record.id) {
                         legs.media = None;
+                        for (_, leg) in legs.operators.drain() {
+                            leg.sip.end();
+                        }
                     }
                     if let Some(records) = &self.records {
-                        let _ = records.try_send(*record);
+                        let _ = records.try_send((*record).clone());
                     }
+                    self.write(WriteItem::CallFinished(record));
                 }
             }
         }
@@ -216,6 +307,67 @@ impl Runtime {
                 legs.sip.send(SipCallCommand::Hangup);
                 self.engine.handle_input(Now::read(), Input::CallEnded { call });
             }
+        }
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn offer(
+        &mut self,
+        call: CallId,
+        operator: OperatorId,
+        queue: String,
+        theme: String,
+        caller: String,
+        language: &str,
+        ivr_path: Vec<String>,
+    ) {
+        let local_ip = self.sip.local_ip_for(&operator);
+        let ssrc: u32 = self.rng.gen();
+        // The operator's address is known from its answer; until then nothing is sent.
+        let placeholder = std::net::SocketAddr::new(local_ip, 9);
+        let media = match MediaLeg::open(&self.media, call.clone(), local_ip, placeholder, Codec::Pcmu, Some(101), ssrc) {
+            Ok(m) => m,
+            Err(e) => {
+                tracing::warn!(%call, error = %e, "no RTP port for the operator leg");
+                self.engine.handle_input(Now::read(), Input::OfferRejected { call, operator, busy: false });
+                return;
+            }
+        };
+        let spec = OfferSpec {
+            call: call.clone(),
+            operator: operator.clone(),
+            display: format!("[{theme}] {caller}"),
+            caller,
+            queue,
+            language: language.to_string(),
+            ivr_path: ivr_path.join(">"),
+            local_rtp: media.local_addr(),
+        };
+        let sip = self.sip.offer(spec);
+        match self.legs.get_mut(&call) {
+            Some(legs) => {
+                legs.operators.insert(operator, OperatorLeg { sip, media });
+            }
+            None => sip.end(),
+        }
+    }
+
+    fn bridge(&mut self, call: &CallId, operator: &OperatorId) {
+        let Some(legs) = self.legs.get(call) else { return };
+        let (Some(caller_media), Some(op)) = (legs.media.as_ref(), legs.operators.get(operator)) else { return };
+        caller_media.command(LegCommand::Bridge { peer: op.media.relay_sender() });
+        op.media.command(LegCommand::Bridge { peer: caller_media.relay_sender() });
+    }
+
+    fn drop_operator_leg(&mut self, call: &CallId, operator: &OperatorId) {
+        if let Some(legs) = self.legs.get_mut(call) {
+            legs.operators.remove(operator);
+        }
+    }
+
+    fn write(&self, item: WriteItem) {
+        if let Some(writer) = &self.writer {
+            writer.send(item);
         }
     }
 

@@ -20,7 +20,10 @@ fn queues(patrimonio_hours: Option<Schedule>) -> Vec<QueueSetup> {
     let names = ["tributi", "generale", "patrimonio", "demografici_anagrafe", "demografici_cie", "demografici_stato_civile", "demografici_elettorale", "educazione", "servizi_persona", "informagiovani", "municipio_1", "municipio_2", "municipio_3", "municipio_4", "municipio_5"];
     names
         .iter()
-        .map(|n| QueueSetup { name: QueueName(n.to_string()), hours: if *n == "patrimonio" { patrimonio_hours.clone() } else { None } })
+        .map(|n| QueueSetup {
+            hours: if *n == "patrimonio" { patrimonio_hours.clone() } else { None },
+            ..QueueSetup::new(QueueName(n.to_string()))
+        })
         .collect()
 }
 
@@ -65,7 +68,7 @@ impl Sim {
     fn set_instant(&mut self, t: Instant) {
         let delta = t.saturating_duration_since(self.now.instant);
         self.now.instant = t;
-        self.now.wall = self.now.wall + jiff::SignedDuration::try_from(delta).unwrap();
+        self.now.wall += jiff::SignedDuration::try_from(delta).unwrap();
     }
 
     fn last_play_seq(&self) -> Option<u64> {
@@ -135,7 +138,7 @@ fn on_a_holiday_the_reason_is_the_holiday_and_the_reopening_is_the_next_working_
     // 8 December 2026 (Immacolata) is a Tuesday: reopens Wednesday 9 at 9.
     let mut sim = Sim::at("2026-12-08T10:00:00+01:00", None);
     sim.input(Input::CallArrived { call: id(), caller: "x".into() });
-    let names = played(&sim.input(Input::CallAnswered { call: id() }).to_vec());
+    let names = played(sim.input(Input::CallAnswered { call: id() }));
     assert_eq!(names[0], "it/ufficio_chiuso_festivo");
     assert!(names.contains(&"it/domani".to_string()), "{names:?}");
 }
@@ -169,7 +172,7 @@ fn callers_queued_at_closing_keep_their_place_until_the_drain_limit_then_hear_th
     assert_eq!(sim.engine.stats(sim.now).queue_waiting[&QueueName("tributi".into())].0, 1);
     // A new caller after closing hears the closed message.
     sim.input(Input::CallArrived { call: CallId("c2".into()), caller: "y".into() });
-    let names = played(&sim.input(Input::CallAnswered { call: CallId("c2".into()) }).to_vec());
+    let names = played(sim.input(Input::CallAnswered { call: CallId("c2".into()) }));
     assert_eq!(names[0], "it/ufficio_chiuso");
     // 17:15: drained.
     let out = sim.advance(Duration::from_secs(2 * 60));

@@ -1,16 +1,20 @@
 //! One caller's lifecycle as plain data.
 //!
 //! ```text
-//!  Arrived ─▶ Ringing ─▶ Answering ──ACK──▶ Ivr ──choice──▶ Queued ──▶ (operator: later)
-//!     │                   │               │                 │
-//!     └──closed hours─────┴──▶ Closing ───┴──hang-up/BYE────┴──▶ Ended{outcome}
+//!  Arrived ─▶ Ringing ─▶ Answering ──ACK──▶ Ivr ──choice──▶ Queued ◀──no answer/reject──┐
+//!     │                   │               │                 │  └──offer──▶ (rung) ──────┘
+//!     │                   │               │                 │                 │ answer
+//!     │                   │               │                 │                 ▼
+//!     └──closed hours─────┴──▶ Closing ───┴──hang-up/BYE────┴──▶ Ended ◀── Connected
 //! ```
+//! A queued caller with an offer outstanding shows as stage `ringing`.
 //! Owns: the stage, what the caller chose and when things happened.
 //! Must not touch: SIP, media or the clock; the engine drives every change.
 
-use std::time::Instant;
+use std::collections::{BTreeMap, BTreeSet};
+use std::time::{Duration, Instant};
 
-use super::ids::{CallId, Language, QueueName};
+use super::ids::{CallId, Language, OperatorId, QueueName};
 use super::ivr::IvrRun;
 
 /// Where a call is now.
@@ -25,8 +29,10 @@ pub enum Stage {
     Answering,
     /// In the IVR menus.
     Ivr(IvrRun),
-    /// In a queue, hearing the waiting prompt then music on hold.
-    Queued,
+    /// In a queue, hearing the waiting prompt then music on hold, maybe offered to operators.
+    Queued(Waiting),
+    /// Talking to an operator.
+    Connected(Connected),
     /// Hearing a final message (closed office, goodbye) before centralino hangs up.
     Closing,
 }
@@ -36,9 +42,43 @@ impl Stage {
     pub fn kind(&self) -> StageKind {
         match self {
             Stage::Ringing { .. } | Stage::Answering | Stage::Ivr(_) | Stage::Closing => StageKind::Ivr,
-            Stage::Queued => StageKind::Queued,
+            Stage::Queued(w) if w.rung.is_empty() => StageKind::Queued,
+            Stage::Queued(_) => StageKind::Ringing,
+            Stage::Connected(_) => StageKind::Connected,
         }
     }
+}
+
+/// A queued caller's offers.
+#[derive(Debug, Default)]
+pub struct Waiting {
+    /// Operators whose phone rings for this caller now, and since when.
+    pub rung: BTreeMap<OperatorId, Instant>,
+    /// Operators tried (missed or refused) since the caller last went round everyone.
+    pub tried: BTreeSet<OperatorId>,
+    /// Not offered again before this (the retry delay after a ring-no-answer).
+    pub retry_at: Option<Instant>,
+    /// The position the caller had on entering the queue (1-based).
+    pub original_position: usize,
+    /// The caller's priority within the queue (higher first; 0 for now).
+    pub priority: i32,
+    /// Entry order across all queues, to keep FIFO among callers queued at the same instant.
+    pub entry_seq: u64,
+}
+
+/// A caller talking to an operator.
+#[derive(Debug)]
+pub struct Connected {
+    /// Who answered.
+    pub operator: OperatorId,
+    /// When they answered (monotonic).
+    pub answered_at: Instant,
+    /// When they answered (wall clock).
+    pub answered_wall: jiff::Timestamp,
+    /// How long the caller waited in the queue before the answer.
+    pub hold: Duration,
+    /// The position the caller had on entering the queue (1-based).
+    pub original_position: usize,
 }
 
 /// The stage names used by `/api/v1/calls` and `centralino_calls_active{stage}`.
@@ -165,6 +205,8 @@ pub struct CallView {
     pub ivr_path: Vec<String>,
     /// The queue, once chosen.
     pub queue: Option<String>,
+    /// The operator talking to the caller, once connected.
+    pub operator: Option<String>,
 }
 
 impl Call {
@@ -178,6 +220,10 @@ impl Call {
             language: self.language.code(),
             ivr_path: self.ivr_path.clone(),
             queue: self.queue.as_ref().map(|q| q.0.clone()),
+            operator: match &self.stage {
+                Stage::Connected(c) => Some(c.operator.0.clone()),
+                _ => None,
+            },
         }
     }
 }
@@ -201,6 +247,12 @@ pub struct CallRecord {
     pub queue: Option<QueueName>,
     /// How it ended.
     pub outcome: Outcome,
-    /// Time spent in the queue, when the call reached one.
-    pub wait: Option<std::time::Duration>,
+    /// Time spent in the queue, when the call reached one (until the answer, if answered).
+    pub wait: Option<Duration>,
+    /// The operator who answered.
+    pub operator: Option<OperatorId>,
+    /// When the operator answered.
+    pub answered_at: Option<jiff::Timestamp>,
+    /// Time talking to the operator, if answered.
+    pub talk: Option<Duration>,
 }

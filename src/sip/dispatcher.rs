@@ -41,6 +41,7 @@ async fn route(ctx: Arc<SipContext>, mut tx: Transaction) -> rsipstack::Result<(
         Method::Options if !in_dialog => {
             tx.reply_with(StatusCode::OK, allow_headers(), None).await
         }
+        Method::Register => register(&ctx, &mut tx).await,
         Method::Ack => Ok(()), // a stray ACK: nothing to answer (RFC 3261 §17.2.3)
         _ if in_dialog => match ctx.dialogs.match_dialog(&tx) {
             Some(Dialog::Invite(mut dialog)) => dialog.handle(&mut tx).await,
@@ -52,6 +53,25 @@ async fn route(ctx: Arc<SipContext>, mut tx: Transaction) -> rsipstack::Result<(
         // Known methods that centralino does not offer (REGISTER arrives with operators).
         _ => tx.reply_with(StatusCode::MethodNotAllowed, allow_headers(), None).await,
     }
+}
+
+/// REGISTER: the registrar decides, this sends its answer and reports (un)registrations.
+async fn register(ctx: &Arc<SipContext>, tx: &mut Transaction) -> rsipstack::Result<()> {
+    let source = tx
+        .connection
+        .as_ref()
+        .and_then(|c| c.get_remote_addr())
+        .and_then(|a| a.get_socketaddr().ok())
+        .unwrap_or_else(|| std::net::SocketAddr::from(([0, 0, 0, 0], 0)));
+    let now = crate::clock::Now::read();
+    let (reply, events) = {
+        let credentials = ctx.credentials.read().unwrap_or_else(|e| e.into_inner());
+        ctx.registrar().handle_register(now.instant, std::time::SystemTime::from(now.wall), source, &tx.original, |user| {
+            credentials.get(user).cloned()
+        })
+    };
+    ctx.report(events).await;
+    tx.reply_with(reply.status, reply.headers, None).await
 }
 
 pub(crate) fn allow_headers() -> Vec<Header> {

@@ -8,8 +8,13 @@
 mod call_leg;
 pub mod counters;
 mod dispatcher;
+pub mod digest;
 mod inspector;
+mod location;
+mod nonce;
 pub mod operator_leg;
+pub mod registrar;
+mod throttle;
 pub mod screen;
 pub mod sdp;
 
@@ -34,7 +39,7 @@ pub use sdp::RemoteMedia;
 use crate::engine::ids::{CallId, DtmfDigit, OperatorId};
 
 /// The methods centralino answers, for `Allow` headers.
-pub const ALLOW: &str = "INVITE, ACK, BYE, CANCEL, OPTIONS, INFO";
+pub const ALLOW: &str = "INVITE, ACK, BYE, CANCEL, OPTIONS, INFO, REGISTER";
 
 /// What the SIP layer reports to the runtime.
 #[derive(Debug)]
@@ -78,6 +83,8 @@ pub struct SipSettings {
     pub node: String,
     /// The SIP domain (digest realm, From host of offers).
     pub domain: String,
+    /// Algorithms offered in REGISTER challenges, in order.
+    pub digest_algorithms: Vec<digest::DigestAlgorithm>,
 }
 
 /// Shared by the dispatcher and the call legs.
@@ -91,8 +98,41 @@ pub(crate) struct SipContext {
     /// The local SIP port per transport, for Contact headers.
     pub udp_port: Option<u16>,
     pub tcp_port: Option<u16>,
-    /// Registered operators' contacts (filled by the registrar).
-    pub locations: std::sync::Mutex<std::collections::HashMap<OperatorId, OperatorContact>>,
+    /// The registrar (sans-IO) behind a std Mutex: locked for one REGISTER or lookup,
+    /// never across an `.await`.
+    pub registrar: std::sync::Mutex<registrar::Registrar>,
+    /// Operators' digest HA1s by username, from the database.
+    pub credentials: std::sync::RwLock<std::collections::HashMap<String, registrar::Credentials>>,
+}
+
+impl SipContext {
+    pub(crate) fn registrar(&self) -> std::sync::MutexGuard<'_, registrar::Registrar> {
+        // A poisoned lock means a panic mid-update elsewhere; the bindings are still usable.
+        self.registrar.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// The newest live binding of an operator.
+    pub(crate) fn contact_of(&self, operator: &OperatorId) -> Option<OperatorContact> {
+        let now = crate::clock::Now::read().instant;
+        let registrar = self.registrar();
+        let binding = registrar.contacts(now, &operator.0).into_iter().max_by_key(|b| b.expires_at)?;
+        Some(OperatorContact {
+            uri: binding.contact.to_string(),
+            source: binding.source,
+            tcp: !matches!(binding.transport, rsipstack::sip::Transport::Udp),
+        })
+    }
+
+    /// Reports registrar events to the runtime.
+    pub(crate) async fn report(&self, events: Vec<registrar::RegistrarEvent>) {
+        for event in events {
+            let event = match event {
+                registrar::RegistrarEvent::Registered { username } => SipEvent::OperatorRegistered { operator: OperatorId(username) },
+                registrar::RegistrarEvent::Unregistered { username } => SipEvent::OperatorUnregistered { operator: OperatorId(username) },
+            };
+            let _ = self.events.send(event).await;
+        }
+    }
 }
 
 /// The running SIP service.
@@ -145,6 +185,8 @@ impl SipService {
         let incoming = endpoint
             .incoming_transactions()
             .map_err(|e| anyhow::anyhow!("sip endpoint: {e}"))?;
+        let settings_domain = settings.domain.clone();
+        let challenge_algorithms = settings.digest_algorithms.clone();
         let ctx = Arc::new(SipContext {
             dialogs: Arc::new(DialogLayer::new(endpoint.inner.clone())),
             events,
@@ -154,8 +196,23 @@ impl SipService {
             settings,
             shutting_down: AtomicBool::new(false),
             next_call: AtomicU64::new(1),
-            locations: Default::default(),
+            registrar: std::sync::Mutex::new(registrar::Registrar::new(
+                registrar::RegistrarConfig {
+                    realm: settings_domain.clone(),
+                    // MD5 only by default: baresip 1.0 and SIPp 3.6.1 fail on any SHA-256
+                    // challenge. Answers with SHA-256 (RFC 8760) are accepted all the same.
+                    challenge_algorithms: challenge_algorithms.clone(),
+                    ..Default::default()
+                },
+                &registrar_secret(),
+                {
+                    use rand::RngCore;
+                    rand::rngs::OsRng.next_u64()
+                },
+            )),
+            credentials: Default::default(),
         });
+        tokio::spawn(expire_registrations(ctx.clone(), cancel.child_token()));
         for listener in tcp_listeners {
             tokio::spawn(accept_tcp(listener, endpoint.inner.clone(), cancel.child_token()));
         }
@@ -182,7 +239,7 @@ impl SipService {
     /// Offers `spec.call` to an operator's registered contact. The result arrives as
     /// `OperatorAnswered` / `OperatorFailed`; `OperatorFailed` at once when not registered.
     pub fn offer(&self, spec: OfferSpec) -> OperatorLegHandle {
-        let contact = self.ctx.locations.lock().unwrap_or_else(|e| e.into_inner()).get(&spec.operator).cloned();
+        let contact = self.ctx.contact_of(&spec.operator);
         operator_leg::start(self.ctx.clone(), spec, contact)
     }
 
@@ -191,8 +248,18 @@ impl SipService {
         if let Some(ip) = self.ctx.settings.advertise_ip {
             return ip;
         }
-        let peer = self.ctx.locations.lock().unwrap_or_else(|e| e.into_inner()).get(operator).map(|c| c.source.ip());
+        let peer = self.ctx.contact_of(operator).map(|c| c.source.ip());
         local_ip_towards(peer.unwrap_or(IpAddr::from([127, 0, 0, 1])))
+    }
+
+    /// Replaces the operators' credentials (start-up, and after accounts change).
+    pub fn set_credentials(&self, credentials: std::collections::HashMap<String, registrar::Credentials>) {
+        *self.ctx.credentials.write().unwrap_or_else(|e| e.into_inner()) = credentials;
+    }
+
+    /// Registrar counters for metrics.
+    pub fn registrar_stats(&self) -> registrar::RegistrarStats {
+        self.ctx.registrar().stats()
     }
 
     /// Live dialogs (for leak checks).
@@ -236,5 +303,35 @@ async fn accept_tcp(
             Ok(conn) => endpoint.transport_layer.add_connection(SipConnection::Tcp(conn)),
             Err(e) => tracing::debug!(error = %e, "TCP connection not usable"),
         }
+    }
+}
+
+/// A per-process secret for nonces: nonces do not outlive a restart (phones re-register
+/// after a `stale` challenge), so it need not be stored.
+fn registrar_secret() -> [u8; 32] {
+    use std::sync::OnceLock;
+    static SECRET: OnceLock<[u8; 32]> = OnceLock::new();
+    *SECRET.get_or_init(|| {
+        use rand::RngCore;
+        let mut s = [0u8; 32];
+        rand::rngs::OsRng.fill_bytes(&mut s);
+        s
+    })
+}
+
+/// Drives the registrar's expiry timer.
+async fn expire_registrations(ctx: Arc<SipContext>, cancel: CancellationToken) {
+    loop {
+        let next = ctx.registrar().poll_timeout();
+        // At most a second: a REGISTER meanwhile may have brought an earlier expiry.
+        let cap = tokio::time::Instant::now() + std::time::Duration::from_secs(1);
+        let at = next.map(|t| tokio::time::Instant::from(t).min(cap)).unwrap_or(cap);
+        let sleep = tokio::time::sleep_until(at);
+        tokio::select! {
+            _ = cancel.cancelled() => return,
+            _ = sleep => {}
+        }
+        let events = ctx.registrar().handle_timeout(crate::clock::Now::read().instant);
+        ctx.report(events).await;
     }
 }

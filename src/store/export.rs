@@ -74,8 +74,12 @@ impl Store {
         Ok(written)
     }
 
-    /// Events with `(at, id) > after` and `at < to_ms`, at most one page, each with its key.
-    async fn events_page(&self, after: (i64, i64), to_ms: i64) -> Result<Vec<((i64, i64), QueueEvent)>, StoreError> {
+    /// Events with `(at, id) > after` and `at < before_ms`, at most one page, each with its key.
+    async fn events_page(
+        &self,
+        after: (i64, i64),
+        before_ms: i64,
+    ) -> Result<Vec<((i64, i64), QueueEvent)>, StoreError> {
         let rows = sqlx::query(
             "SELECT id, at, call_id, queue, operator, event, data1, data2, data3, data4, data5 \
              FROM queue_events \
@@ -84,7 +88,7 @@ impl Store {
         )
         .bind(after.0)
         .bind(after.1)
-        .bind(to_ms)
+        .bind(before_ms)
         .bind(PAGE)
         .fetch_all(&self.pool)
         .await?;

@@ -9,6 +9,7 @@
 
 pub mod export;
 pub mod model;
+pub mod operators;
 pub mod records;
 pub mod report;
 pub mod retention;
@@ -154,7 +155,8 @@ impl Store {
             Backend::Sqlite => {
                 let target = SqliteTarget::parse(url);
                 if let SqliteTarget::File { folder: Some(folder), .. } = &target {
-                    std::fs::create_dir_all(folder)
+                    tokio::fs::create_dir_all(folder)
+                        .await
                         .map_err(|source| StoreError::CreateDir { path: folder.clone(), source })?;
                 }
                 let options = AnyPoolOptions::new()
@@ -171,17 +173,8 @@ impl Store {
             }
             Backend::Postgres => (url.to_string(), AnyPoolOptions::new().max_connections(8)),
         };
-        let pool = options
-            .connect(&url)
-            .await
-            .map_err(|source| StoreError::Connect { backend, source })?;
-        Ok(Store {
-            pool,
-            backend,
-            node: Arc::from("local"),
-            short_abandon: DEFAULT_SHORT_ABANDON,
-            hasher: None,
-        })
+        let pool = options.connect(&url).await.map_err(|source| StoreError::Connect { backend, source })?;
+        Ok(Store { pool, backend, node: Arc::from("local"), short_abandon: DEFAULT_SHORT_ABANDON, hasher: None })
     }
 
     /// Applies the backend's pending migrations; running it again changes nothing.
@@ -199,8 +192,9 @@ impl Store {
         self.backend
     }
 
-    /// Names this node: stored on every call it starts, and the scope of
-    /// [`close_interrupted`](Store::close_interrupted). Default `local`.
+    /// Names this node (default `local`): the node of calls whose record arrives without a start,
+    /// and the scope of [`close_interrupted`](Store::close_interrupted). Use the same name in
+    /// [`CallStart::node`].
     pub fn with_node(mut self, node: impl Into<String>) -> Store {
         self.node = Arc::from(node.into());
         self
@@ -255,10 +249,7 @@ impl SqliteTarget {
         if path.is_empty() || path == ":memory:" || mode == Some("memory") {
             return SqliteTarget::Memory;
         }
-        let folder = std::path::Path::new(path)
-            .parent()
-            .filter(|p| !p.as_os_str().is_empty())
-            .map(PathBuf::from);
+        let folder = std::path::Path::new(path).parent().filter(|p| !p.as_os_str().is_empty()).map(PathBuf::from);
         SqliteTarget::File { folder, explicit_mode: mode.is_some() }
     }
 
@@ -285,11 +276,7 @@ pub(crate) fn to_ms(t: jiff::Timestamp) -> i64 {
 
 /// A stored epoch-millisecond value back to a timestamp (out-of-range values clamp).
 pub(crate) fn from_ms(ms: i64) -> jiff::Timestamp {
-    jiff::Timestamp::from_millisecond(ms).unwrap_or(if ms < 0 {
-        jiff::Timestamp::MIN
-    } else {
-        jiff::Timestamp::MAX
-    })
+    jiff::Timestamp::from_millisecond(ms).unwrap_or(if ms < 0 { jiff::Timestamp::MIN } else { jiff::Timestamp::MAX })
 }
 
 /// A duration as stored milliseconds (saturating).

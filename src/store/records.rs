@@ -8,7 +8,7 @@
 
 use std::collections::HashMap;
 
-use sqlx::any::AnyConnection;
+use sqlx::AnyConnection;
 use sqlx::{AssertSqlSafe, Row};
 
 use super::model::{ivr_path_text, CallStart, QueueEvent, DATA_COLUMNS};
@@ -18,6 +18,8 @@ use crate::engine::call::{CallRecord, Outcome};
 
 /// Rows per multi-row `INSERT` into `queue_events` (10 parameters each).
 const EVENTS_PER_INSERT: usize = 50;
+// SQLite before 3.32 allowed 999 parameters per statement.
+const _: () = assert!(EVENTS_PER_INSERT * (5 + DATA_COLUMNS) <= 999);
 
 /// A `calls` row as stored.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -182,25 +184,28 @@ impl Store {
     }
 
     async fn upsert_finish(&self, conn: &mut AnyConnection, r: &CallRecord) -> Result<(), StoreError> {
-        let ended_ms = to_ms(r.ended_at);
         let wait_ms = r.wait.map(duration_ms);
-        // The record has no queue-entry time yet: until an operator answers, the caller left the
-        // queue when the call ended, so entry = end − wait. After an answer that is unknown here.
-        let queued_at = match (&r.queue, wait_ms, r.outcome) {
-            (Some(_), Some(w), o) if o != Outcome::Answered => Some(ended_ms.saturating_sub(w)),
+        // The record has no queue-entry time: the caller left the queue when answered, or else
+        // when the call ended, so entry = that moment − wait.
+        let left_queue = r.answered_at.or((r.outcome != Outcome::Answered).then_some(r.ended_at));
+        let queued_at = match (&r.queue, wait_ms, left_queue) {
+            (Some(_), Some(w), Some(left)) => Some(to_ms(left).saturating_sub(w)),
             _ => None,
         };
         let short_abandon = r.outcome == Outcome::Abandoned && r.wait.is_some_and(|w| w < self.short_abandon);
         sqlx::query(
             "INSERT INTO calls (id, node, caller, language, ivr_path, queue, arrived_at, queued_at, \
-                                ended_at, outcome, wait_ms, short_abandon, last_seen_at) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $9) \
+                                answered_at, ended_at, outcome, wait_ms, talk_ms, operator, short_abandon, \
+                                last_seen_at) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $10) \
              ON CONFLICT (id) DO UPDATE SET \
                  caller = excluded.caller, language = excluded.language, ivr_path = excluded.ivr_path, \
                  queue = excluded.queue, arrived_at = excluded.arrived_at, \
                  queued_at = COALESCE(excluded.queued_at, calls.queued_at), \
-                 ended_at = excluded.ended_at, outcome = excluded.outcome, wait_ms = excluded.wait_ms, \
-                 short_abandon = excluded.short_abandon, last_seen_at = excluded.last_seen_at",
+                 answered_at = excluded.answered_at, ended_at = excluded.ended_at, \
+                 outcome = excluded.outcome, wait_ms = excluded.wait_ms, talk_ms = excluded.talk_ms, \
+                 operator = excluded.operator, short_abandon = excluded.short_abandon, \
+                 last_seen_at = excluded.last_seen_at",
         )
         .bind(&r.id.0)
         .bind(self.node())
@@ -210,9 +215,12 @@ impl Store {
         .bind(r.queue.as_ref().map(|q| q.0.as_str()))
         .bind(to_ms(r.started_at))
         .bind(queued_at)
-        .bind(ended_ms)
+        .bind(r.answered_at.map(to_ms))
+        .bind(to_ms(r.ended_at))
         .bind(r.outcome.as_str())
         .bind(wait_ms)
+        .bind(r.talk.map(duration_ms))
+        .bind(r.operator.as_ref().map(|o| o.0.as_str()))
         .bind(short_abandon)
         .execute(conn)
         .await?;
@@ -289,14 +297,11 @@ mod tests {
     #[test]
     fn event_insert_numbers_placeholders_row_after_row() {
         let sql = insert_events_sql(2);
-        assert!(sql.ends_with(
-            "VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10), ($11, $12, $13, $14, $15, $16, $17, $18, $19, $20)"
-        ), "{sql}");
-    }
-
-    #[test]
-    fn event_insert_stays_under_sqlite_parameter_limit() {
-        // SQLite before 3.32 allowed 999 parameters per statement.
-        assert!(EVENTS_PER_INSERT * (5 + DATA_COLUMNS) <= 999);
+        assert!(
+            sql.ends_with(
+                "VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10), ($11, $12, $13, $14, $15, $16, $17, $18, $19, $20)"
+            ),
+            "{sql}"
+        );
     }
 }

@@ -66,6 +66,8 @@ pub struct WriterStats {
     pub queued: AtomicU64,
     /// Items written.
     pub written: AtomicU64,
+    /// Transactions committed (written ÷ batches is the mean batch size).
+    pub batches: AtomicU64,
     /// Items dropped because the channel was full (or the task had ended).
     pub dropped: AtomicU64,
     /// Items the database refused (constraint violations) and that were skipped.
@@ -84,6 +86,8 @@ pub struct WriterSnapshot {
     pub queued: u64,
     /// See [`WriterStats::written`].
     pub written: u64,
+    /// See [`WriterStats::batches`].
+    pub batches: u64,
     /// See [`WriterStats::dropped`].
     pub dropped: u64,
     /// See [`WriterStats::rejected`].
@@ -100,6 +104,7 @@ impl WriterStats {
         WriterSnapshot {
             queued: self.queued.load(Ordering::Relaxed),
             written: self.written.load(Ordering::Relaxed),
+            batches: self.batches.load(Ordering::Relaxed),
             dropped: self.dropped.load(Ordering::Relaxed),
             rejected: self.rejected.load(Ordering::Relaxed),
             errors: self.errors.load(Ordering::Relaxed),
@@ -214,6 +219,7 @@ async fn write_until_done<S: BatchSink>(sink: &S, items: &[WriteItem], stats: &W
             Ok(()) => {
                 let ms = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX);
                 stats.last_batch_ms.store(ms, Ordering::Relaxed);
+                stats.batches.fetch_add(1, Ordering::Relaxed);
                 stats.bump(&stats.written, items.len() as u64);
                 return Ok(());
             }
@@ -258,19 +264,17 @@ mod tests {
     }
 
     impl BatchSink for Arc<FakeSink> {
-        fn write<'a>(&'a self, items: &'a [WriteItem]) -> impl Future<Output = Result<(), StoreError>> + Send + 'a {
-            async move {
-                self.attempts.lock().unwrap().push(tokio::time::Instant::now());
-                if self.failures.load(Ordering::Relaxed) > 0 {
-                    self.failures.fetch_sub(1, Ordering::Relaxed);
-                    return Err(StoreError::Database(sqlx::Error::PoolTimedOut));
-                }
-                if items.iter().any(|i| id_of(i) == "bad") {
-                    return Err(StoreError::Rejected(sqlx::Error::RowNotFound));
-                }
-                self.written.lock().unwrap().extend(items.iter().map(id_of));
-                Ok(())
+        async fn write(&self, items: &[WriteItem]) -> Result<(), StoreError> {
+            self.attempts.lock().unwrap().push(tokio::time::Instant::now());
+            if self.failures.load(Ordering::Relaxed) > 0 {
+                self.failures.fetch_sub(1, Ordering::Relaxed);
+                return Err(StoreError::Database(sqlx::Error::PoolTimedOut));
             }
+            if items.iter().any(|i| id_of(i) == "bad") {
+                return Err(StoreError::Rejected(sqlx::Error::RowNotFound));
+            }
+            self.written.lock().unwrap().extend(items.iter().map(id_of));
+            Ok(())
         }
     }
 

@@ -29,8 +29,20 @@ const COLUMNS: [&str; 14] = [
 
 /// Shorter headings for the terminal table, same order as [`COLUMNS`].
 const TABLE_HEADINGS: [&str; 14] = [
-    "calls", "offered", "answered", "in_sl", "sl_%", "abandoned", "short", "timeout", "overflow", "closed",
-    "interrupted", "avg_wait", "p90_wait", "avg_talk",
+    "calls",
+    "offered",
+    "answered",
+    "in_sl",
+    "sl_%",
+    "abandoned",
+    "short",
+    "timeout",
+    "overflow",
+    "closed",
+    "interrupted",
+    "avg_wait",
+    "p90_wait",
+    "avg_talk",
 ];
 
 /// The report in the chosen format, ending with a newline.
@@ -119,9 +131,8 @@ fn table(report: &Report) -> String {
     }
     push(None, "TOTAL", &report.total);
 
-    let widths: Vec<usize> = (0..lines[0].len())
-        .map(|c| lines.iter().map(|l| l[c].chars().count()).max().unwrap_or(0))
-        .collect();
+    let widths: Vec<usize> =
+        (0..lines[0].len()).map(|c| lines.iter().map(|l| l[c].chars().count()).max().unwrap_or(0)).collect();
     let mut out = String::new();
     let queue = report.queue.as_deref().map(|q| format!(", queue {q}")).unwrap_or_default();
     // Writing to a String cannot fail.
