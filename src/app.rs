@@ -87,7 +87,12 @@ pub async fn start_with_records(
         let list: Vec<String> = missing.iter().map(|p| p.to_string()).collect();
         anyhow::bail!("prompts the engine needs have no recording: {}", list.join(", "));
     }
+    let seed = {
+        use rand::RngCore;
+        rand::rngs::OsRng.next_u64()
+    };
     let engine = Engine::new(Arc::new(ivr.scripts), schedule, queues)
+        .with_rng_seed(seed)
         .with_answer_delay(Duration::from_millis(config.sip.answer_after_ms))
         .with_drain(Duration::from_secs(u64::from(config.schedule.drain_minutes) * 60));
 
@@ -145,6 +150,7 @@ pub async fn start_with_records(
         .await
         .with_context(|| format!("binding the admin listener {}", config.http.listen))?;
     let http = http_listener.local_addr()?;
+    let admin_tx_reload = admin_tx.clone();
     let admin = AdminState {
         requests: admin_tx,
         metrics: Arc::new(MetricsSources {
@@ -152,6 +158,7 @@ pub async fn start_with_records(
             media: media_counters,
             ports: ports.clone(),
             writer: writer_stats,
+            service: sip.clone(),
             version: env!("CARGO_PKG_VERSION"),
         }),
     };
@@ -164,6 +171,8 @@ pub async fn start_with_records(
             tracing::error!(error = %e, "admin listener failed");
         }
     });
+
+    tokio::spawn(reload_directory(store.clone(), sip.clone(), admin_tx_reload, operators));
 
     let (stop_tx, stop_rx) = oneshot::channel::<()>();
     let done = tokio::spawn(async move {
@@ -239,4 +248,35 @@ pub fn credentials_of(rows: &[OperatorRow]) -> HashMap<String, Credentials> {
     rows.iter()
         .map(|r| (r.username.clone(), Credentials { ha1_md5: r.ha1_md5.clone(), ha1_sha256: r.ha1_sha256.clone() }))
         .collect()
+}
+
+/// How often the operator accounts are re-read, so `centralino operators …` takes effect on
+/// a running service.
+const DIRECTORY_RELOAD: Duration = Duration::from_secs(10);
+
+async fn reload_directory(
+    store: Store,
+    sip: Arc<SipService>,
+    admin: mpsc::Sender<crate::runtime::AdminRequest>,
+    mut known: Vec<OperatorRow>,
+) {
+    loop {
+        tokio::time::sleep(DIRECTORY_RELOAD).await;
+        let rows = match store.operators().await {
+            Ok(rows) => rows,
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot re-read the operators");
+                continue;
+            }
+        };
+        if rows == known {
+            continue;
+        }
+        sip.set_credentials(credentials_of(&rows));
+        if admin.send(crate::runtime::AdminRequest::Directory(accounts_of(&rows))).await.is_err() {
+            return; // shutting down
+        }
+        tracing::info!(operators = rows.len(), "operator accounts reloaded");
+        known = rows;
+    }
 }

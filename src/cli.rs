@@ -23,6 +23,36 @@ pub enum Command {
     /// Print the commented default configuration.
     DefaultConfig,
     /// Whether the office is open at a moment, why, and when that changes.
+    /// Create or upgrade the database schema (serve does it too).
+    Migrate,
+    /// Operator accounts in the database.
+    Operators {
+        #[command(subcommand)]
+        action: OperatorsAction,
+    },
+    /// Per-queue KPIs from the stored call records.
+    Report {
+        /// First local date, YYYY-MM-DD (default: today).
+        #[arg(long)]
+        from: Option<String>,
+        /// Last local date, YYYY-MM-DD, included (default: `--from`).
+        #[arg(long)]
+        to: Option<String>,
+        /// Only this queue.
+        #[arg(long)]
+        queue: Option<String>,
+        /// Group by queue, day or hour.
+        #[arg(long, default_value = "queue")]
+        by: String,
+        /// table, csv or json.
+        #[arg(long, default_value = "table")]
+        format: String,
+    },
+    /// Export stored events.
+    Export {
+        #[command(subcommand)]
+        what: ExportWhat,
+    },
     Schedule {
         /// The moment (RFC 3339, e.g. 2026-12-24T15:00:00+01:00); default: now.
         #[arg(long)]
@@ -33,5 +63,66 @@ pub enum Command {
         /// Print `{"open", "reason", "next_change"}` as JSON.
         #[arg(long)]
         json: bool,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ExportWhat {
+    /// Queue events in Asterisk's queue_log format (epoch|callid|queue|agent|event|data…).
+    QueueLog {
+        /// First local date, YYYY-MM-DD (default: today).
+        #[arg(long)]
+        from: Option<String>,
+        /// Last local date, YYYY-MM-DD, included.
+        #[arg(long)]
+        to: Option<String>,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum OperatorsAction {
+    /// Add an account. The password is stored only as digest HA1 hashes.
+    Add {
+        username: String,
+        /// Shown in the admin API.
+        #[arg(long)]
+        name: Option<String>,
+        /// The SIP password (or set CENTRALINO_OPERATOR_PASSWORD).
+        #[arg(long, env = "CENTRALINO_OPERATOR_PASSWORD")]
+        password: String,
+        /// A queue served, `queue` or `queue:level` (lower level = preferred); repeatable.
+        #[arg(long = "queue")]
+        queues: Vec<String>,
+        /// Languages spoken, e.g. `it,en`.
+        #[arg(long, default_value = "it")]
+        languages: String,
+        /// Calls at once.
+        #[arg(long, default_value_t = 1)]
+        max_calls: u32,
+    },
+    /// List the accounts.
+    List {
+        #[arg(long)]
+        json: bool,
+    },
+    /// Remove an account.
+    Remove { username: String },
+    /// Change a password.
+    Passwd {
+        username: String,
+        #[arg(long, env = "CENTRALINO_OPERATOR_PASSWORD")]
+        password: String,
+    },
+    /// Change an account's name, queues (replaced when given), languages or max calls.
+    Set {
+        username: String,
+        #[arg(long)]
+        name: Option<String>,
+        #[arg(long = "queue")]
+        queues: Vec<String>,
+        #[arg(long)]
+        languages: Option<String>,
+        #[arg(long)]
+        max_calls: Option<u32>,
     },
 }

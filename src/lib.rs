@@ -18,6 +18,8 @@ pub mod cli;
 pub mod clock;
 /// The subcommands' bodies.
 pub mod commands;
+/// The database subcommands: migrate, operators, report, export.
+pub mod commands_db;
 /// Typed configuration with embedded defaults and environment overrides.
 pub mod config;
 /// The sans-IO decision core.

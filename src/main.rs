@@ -5,7 +5,7 @@ use std::process::ExitCode;
 use clap::Parser;
 
 use centralino::cli::{Cli, Command};
-use centralino::commands;
+use centralino::{commands, commands_db};
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
@@ -24,6 +24,14 @@ fn main() -> ExitCode {
             Ok(ExitCode::SUCCESS)
         }
         Command::Schedule { at, year, json } => commands::schedule(cli.config.as_deref(), at, year, json),
+        Command::Migrate => commands_db::with_config(cli.config.as_deref(), commands_db::migrate),
+        Command::Operators { action } => {
+            commands_db::with_config(cli.config.as_deref(), |c| commands_db::operators(c, action))
+        }
+        Command::Report { from, to, queue, by, format } => commands_db::with_config(cli.config.as_deref(), |c| {
+            commands_db::report(c, from, to, queue, &by, &format)
+        }),
+        Command::Export { what } => commands_db::with_config(cli.config.as_deref(), |c| commands_db::export(c, what)),
     };
     match result {
         Ok(code) => code,

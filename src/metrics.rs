@@ -22,6 +22,7 @@ pub struct MetricsSources {
     pub media: Arc<MediaCounters>,
     pub ports: PortPool,
     pub writer: Arc<crate::store::writer::WriterStats>,
+    pub service: Arc<crate::sip::SipService>,
     pub version: &'static str,
 }
 
@@ -73,6 +74,76 @@ impl MetricsSources {
             choices.with_label_values(&[menu, choice]).inc_by(*n);
         }
         reg(Box::new(choices))?;
+
+        let operators = IntGaugeVec::new(
+            Opts::new("centralino_operators", "Operators by queue and state (an operator serving two queues counts in both)"),
+            &["queue", "state"],
+        )?;
+        for ((queue, state), n) in &stats.operators {
+            operators.with_label_values(&[queue.0.as_str(), state]).set(*n as i64);
+        }
+        reg(Box::new(operators))?;
+
+        let per_queue = [
+            ("centralino_queue_entered_total", "Callers who entered the queue", &stats.counters.queue_entered),
+            ("centralino_queue_offers_total", "Offers of callers to operators", &stats.counters.offers),
+            ("centralino_queue_ring_no_answer_total", "Offers an operator did not answer in time", &stats.counters.ring_no_answer),
+            ("centralino_operator_auto_pauses_total", "Operators paused after consecutive unanswered offers", &stats.counters.auto_pauses),
+        ];
+        for (name, help, map) in per_queue {
+            let c = IntCounterVec::new(Opts::new(name, help), &["queue"])?;
+            for queue in stats.queue_waiting.keys() {
+                c.with_label_values(&[&queue.0]).inc_by(map.get(queue).copied().unwrap_or(0));
+            }
+            reg(Box::new(c))?;
+        }
+
+        let sl = GaugeVec::new(
+            Opts::new("centralino_queue_service_level_threshold_seconds", "The queue's service-level threshold"),
+            &["queue"],
+        )?;
+        for (queue, secs) in &stats.service_level_seconds {
+            sl.with_label_values(&[&queue.0]).set(*secs);
+        }
+        reg(Box::new(sl))?;
+
+        let registrar = self.service.registrar_stats();
+        let auth = IntCounterVec::new(
+            Opts::new("centralino_sip_register_total", "REGISTER outcomes at the registrar"),
+            &["result"],
+        )?;
+        for (result, n) in [
+            ("challenged", registrar.challenges),
+            ("ok", registrar.successes),
+            ("auth_failed", registrar.failures),
+            ("throttled", registrar.throttled),
+            ("stale_nonce", registrar.stale),
+            ("replay", registrar.replays),
+        ] {
+            auth.with_label_values(&[result]).inc_by(n);
+        }
+        reg(Box::new(auth))?;
+        let bindings = IntGauge::new("centralino_sip_registrations", "Live contact bindings of operators")?;
+        bindings.set(registrar.bindings as i64);
+        reg(Box::new(bindings))?;
+
+        let w = &self.writer;
+        for (name, help, value) in [
+            ("centralino_store_written_total", "Records written to the database", w.written.load(Ordering::Relaxed)),
+            ("centralino_store_dropped_total", "Records dropped because the writer's queue was full", w.dropped.load(Ordering::Relaxed)),
+            ("centralino_store_rejected_total", "Records the database refused", w.rejected.load(Ordering::Relaxed)),
+            ("centralino_store_errors_total", "Failed database batches (retried)", w.errors.load(Ordering::Relaxed)),
+        ] {
+            let c = prometheus::IntCounter::new(name, help)?;
+            c.inc_by(value);
+            reg(Box::new(c))?;
+        }
+        let depth = IntGauge::new("centralino_store_queue_depth", "Records waiting for the database writer")?;
+        depth.set(w.queued.load(Ordering::Relaxed) as i64);
+        reg(Box::new(depth))?;
+        let latency = prometheus::Gauge::new("centralino_store_last_batch_seconds", "Time the last database batch took")?;
+        latency.set(w.last_batch_ms.load(Ordering::Relaxed) as f64 / 1000.0);
+        reg(Box::new(latency))?;
 
         let open = IntGauge::new("centralino_office_open", "1 when the office is open now")?;
         open.set(stats.office_open as i64);

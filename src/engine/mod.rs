@@ -4,7 +4,7 @@
 //! Owns: every decision about a call and an operator. Fed facts with `handle_input(now, input)`
 //! and `handle_timeout(now)`; drained with `poll_output()` until `None`; woken at
 //! `poll_timeout()`. After every input or timeout the engine offers waiting callers to free
-//! operators ([`offer`]) and publishes operators' state changes ([`presence`]).
+//! operators (`offer.rs`) and publishes operators' state changes (`presence.rs`).
 //! Must not touch: sockets, tokio, sqlx, the clock, a global RNG (STYLE.md §4). Randomness
 //! comes from a `SmallRng` seeded by [`Engine::with_rng_seed`].
 //!

@@ -44,7 +44,7 @@ impl Default for TestOptions {
     }
 }
 
-pub fn test_config(opts: &TestOptions) -> Config {
+pub fn test_config(opts: &TestOptions, data: &std::path::Path) -> Config {
     let days = ["monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday"];
     let hours = if opts.open { r#"["00:00-24:00"]"# } else { "[]" };
     let mut env: Vec<(String, String)> = vec![
@@ -53,6 +53,7 @@ pub fn test_config(opts: &TestOptions) -> Config {
         ("CENTRALINO_MEDIA__RTP_PORTS".into(), rtp_range(opts.rtp_slot)),
         ("CENTRALINO_IVR__SCRIPTS".into(), root().join("ivr-scripts").display().to_string()),
         ("CENTRALINO_SCHEDULE__HOLIDAYS".into(), "none".into()),
+        ("CENTRALINO_DATABASE__URL".into(), format!("sqlite://{}/centralino.db", data.display())),
         ("CENTRALINO_SCHEDULE__EXTRA_HOLIDAYS".into(), "[]".into()),
     ];
     for d in days {
@@ -66,13 +67,23 @@ pub fn test_config(opts: &TestOptions) -> Config {
 pub struct TestService {
     pub service: Service,
     pub records: mpsc::Receiver<CallRecord>,
+    pub config: Config,
+    /// The SQLite database's folder, removed when the test ends.
+    pub data: tempfile::TempDir,
 }
 
 impl TestService {
     pub async fn start(opts: TestOptions) -> TestService {
+        let data = tempfile::tempdir().unwrap();
+        let config = test_config(&opts, data.path());
+        Self::start_with(config, data).await
+    }
+
+    /// Starts on a given config (e.g. after adding operators to its database).
+    pub async fn start_with(config: Config, data: tempfile::TempDir) -> TestService {
         let (tx, rx) = mpsc::channel(10_000);
-        let service = app::start_with_records(test_config(&opts), Some(tx)).await.expect("service starts");
-        TestService { service, records: rx }
+        let service = app::start_with_records(config.clone(), Some(tx)).await.expect("service starts");
+        TestService { service, records: rx, config, data }
     }
 
     pub fn udp(&self) -> SocketAddr {
