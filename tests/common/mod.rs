@@ -36,11 +36,13 @@ pub struct TestOptions {
     pub open: bool,
     pub rtp_slot: u16,
     pub extra_env: Vec<(String, String)>,
+    /// `(queue, key, value)` set on the default `[[queue]]` entries, e.g. the strategy.
+    pub queue_settings: Vec<(String, String, toml::Value)>,
 }
 
 impl Default for TestOptions {
     fn default() -> Self {
-        TestOptions { open: true, rtp_slot: 0, extra_env: Vec::new() }
+        TestOptions { open: true, rtp_slot: 0, extra_env: Vec::new(), queue_settings: Vec::new() }
     }
 }
 
@@ -60,7 +62,21 @@ pub fn test_config(opts: &TestOptions, data: &std::path::Path) -> Config {
         env.push((format!("CENTRALINO_SCHEDULE__{}", d.to_uppercase()), hours.into()));
     }
     env.extend(opts.extra_env.iter().cloned());
-    Config::load_with_env(None, &env).expect("test config is valid")
+    if opts.queue_settings.is_empty() {
+        return Config::load_with_env(None, &env).expect("test config is valid");
+    }
+    // [[queue]] is an array: a file repeats every queue with the settings changed.
+    let defaults: toml::Table = centralino::config::DEFAULT_CONFIG.parse().unwrap();
+    let mut queues = defaults["queue"].as_array().unwrap().clone();
+    for (queue, key, value) in &opts.queue_settings {
+        let entry = queues.iter_mut().find(|q| q["name"].as_str() == Some(queue)).expect("a default queue");
+        entry.as_table_mut().unwrap().insert(key.clone(), value.clone());
+    }
+    let mut file = toml::Table::new();
+    file.insert("queue".into(), toml::Value::Array(queues));
+    let path = data.join("queues.toml");
+    std::fs::write(&path, toml::to_string(&file).unwrap()).unwrap();
+    Config::load_with_env(Some(&path), &env).expect("test config is valid")
 }
 
 /// A running service plus the records of the calls it finished.
@@ -74,9 +90,14 @@ pub struct TestService {
 
 impl TestService {
     pub async fn start(opts: TestOptions) -> TestService {
-        let data = tempfile::tempdir().unwrap();
-        let config = test_config(&opts, data.path());
+        let (config, data) = Self::prepare(&opts);
         Self::start_with(config, data).await
+    }
+
+    /// The config and data folder a test service would use, to set up its database first.
+    pub fn prepare(opts: &TestOptions) -> (Config, tempfile::TempDir) {
+        let data = tempfile::tempdir().unwrap();
+        (test_config(opts, data.path()), data)
     }
 
     /// Starts on a given config (e.g. after adding operators to its database).
@@ -152,4 +173,28 @@ fn copy_dir(from: &std::path::Path, to: &std::path::Path) {
             std::fs::copy(entry.path(), target).unwrap();
         }
     }
+}
+
+/// Adds operator accounts to the test service's database before it starts:
+/// `(username, password, [(queue, level)])`.
+pub async fn add_operators(config: &Config, operators: &[(&str, &str, &[(&str, u32)])]) {
+    use centralino::sip::registrar::Credentials;
+    use centralino::store::operators::OperatorRow;
+    let store = centralino::store::Store::open(&config.database.url).await.unwrap();
+    for (user, password, queues) in operators {
+        let creds = Credentials::from_password(user, &config.sip.domain, password);
+        let row = OperatorRow {
+            username: user.to_string(),
+            display_name: user.to_string(),
+            ha1_md5: creds.ha1_md5,
+            ha1_sha256: creds.ha1_sha256,
+            queues: queues.iter().map(|(q, l)| (q.to_string(), *l)).collect(),
+            languages: vec!["it".into()],
+            max_calls: 1,
+        };
+        #[allow(clippy::disallowed_methods)] // account creation time in a test fixture
+        let now = jiff::Timestamp::now();
+        assert!(store.add_operator(&row, now).await.unwrap());
+    }
+    store.close().await;
 }

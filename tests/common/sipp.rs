@@ -32,6 +32,42 @@ pub fn free_sip_port() -> u16 {
     p
 }
 
+/// A SIPp operator phone: registers with digest, then answers INVITEs out-of-call
+/// (`operator_register.xml` + `-oocsf operator_uas.xml`) until `lifetime` ends.
+pub fn spawn_operator(
+    workdir: &Path,
+    target: SocketAddr,
+    user: &str,
+    password: &str,
+    answer_mode: &str,
+    talk_ms: u32,
+    lifetime: Duration,
+) -> (tokio::process::Child, u16) {
+    let dir = super::root().join("tests/interop/sipp");
+    let port = free_sip_port();
+    let refresh_ms = lifetime.as_millis().to_string();
+    let talk = talk_ms.to_string();
+    let child = Command::new("sipp")
+        .arg(target.to_string())
+        .arg("-sf")
+        .arg(dir.join("operator_register.xml"))
+        .arg("-oocsf")
+        .arg(dir.join("operator_uas.xml"))
+        .args(["-i", "127.0.0.1", "-mi", "127.0.0.1", "-bind_local", "-ci", "127.0.0.1", "-nostdin"])
+        .args(["-p", &port.to_string(), "-mp", &free_media_port().to_string(), "-m", "1"])
+        .args(["-au", user, "-ap", password, "-trace_err"])
+        .args(["-key", "op_user", user, "-key", "expires", "600", "-key", "refresh_ms", &refresh_ms])
+        .args(["-key", "refreshes", "1", "-key", "unregister", "1", "-key", "answer_mode", answer_mode])
+        .args(["-key", "ring_ms", "200", "-key", "talk_ms", &talk])
+        .current_dir(workdir)
+        .kill_on_drop(true)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("sipp runs (apt-get install sip-tester)");
+    (child, port)
+}
+
 /// Runs `sipp` with a scenario from tests/interop/sipp against `target`, in `workdir`.
 /// `keys` are `-key NAME VALUE` pairs; `extra` are more SIPp flags.
 pub async fn run(

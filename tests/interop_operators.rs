@@ -1,0 +1,128 @@
+//! Interop: SIPp operators register with digest auth and take routed calls from SIPp callers.
+//! Ignored by plain `cargo test`; CI runs them with `--include-ignored`.
+
+mod common;
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use centralino::engine::call::Outcome;
+use common::{sipp, TestOptions, TestService};
+
+/// Waits (by polling the admin API: no event reaches the test from the outside) until
+/// `n` operators are registered.
+async fn wait_registered(svc: &TestService, n: usize) {
+    for _ in 0..100 {
+        let ops = svc.http_get("/api/v1/operators").await;
+        if ops.matches("\"registered\":true").count() >= n {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    panic!("operators did not register: {}", svc.http_get("/api/v1/operators").await);
+}
+
+fn info_caller_keys(digit: &str) -> Vec<(&str, &str)> {
+    vec![
+        ("from_user", "3331234567"),
+        ("digits", digit),
+        ("pre_dtmf_ms", "300"),
+        ("gap_ms", "300"),
+        ("hold_ms", "30000"),
+        ("require_remote_bye", "1"),
+        ("info_duration", "160"),
+    ]
+}
+
+#[tokio::test]
+#[ignore = "needs SIPp (sip-tester)"]
+async fn sipp_operators_register_with_digest_and_take_20_calls_from_two_queues() {
+    let opts = TestOptions {
+        rtp_slot: 30,
+        extra_env: vec![("CENTRALINO_MEDIA__RTP_PORTS".into(), "41000-41399".into())],
+        queue_settings: vec![
+            ("tributi".into(), "wrap_up_secs".into(), toml::Value::Integer(0)),
+            ("educazione".into(), "wrap_up_secs".into(), toml::Value::Integer(0)),
+        ],
+        ..Default::default()
+    };
+    let (config, data) = TestService::prepare(&opts);
+    let tributi: &[(&str, u32)] = &[("tributi", 1)];
+    let educazione: &[(&str, u32)] = &[("educazione", 1)];
+    common::add_operators(
+        &config,
+        &[("op1", "s1", tributi), ("op2", "s2", tributi), ("op3", "s3", tributi), ("op4", "s4", educazione), ("op5", "s5", educazione)],
+    )
+    .await;
+    let mut svc = TestService::start_with(config, data).await;
+    let dir = tempfile::tempdir().unwrap();
+    let mut phones = Vec::new();
+    for (user, pass) in [("op1", "s1"), ("op2", "s2"), ("op3", "s3"), ("op4", "s4"), ("op5", "s5")] {
+        phones.push(sipp::spawn_operator(dir.path(), svc.udp(), user, pass, "answer", 1500, Duration::from_secs(60)));
+    }
+    wait_registered(&svc, 5).await;
+
+    // 10 callers press 2 (Tributi) and 10 press 3 (Politiche educative), at 4 calls/s.
+    let (keys2, keys3) = (info_caller_keys("2"), info_caller_keys("3"));
+    let (a, b) = tokio::join!(
+        sipp::run(dir.path(), svc.udp(), "caller_info_dtmf.xml", &keys2, &["-m", "10", "-r", "2"], Duration::from_secs(50)),
+        sipp::run(dir.path(), svc.udp(), "caller_info_dtmf.xml", &keys3, &["-m", "10", "-r", "2"], Duration::from_secs(50)),
+    );
+    assert!(a.success && b.success, "callers: every one answered and hung up by the operator\n{}\n{}", a.stderr, b.stderr);
+
+    let mut by_operator: BTreeMap<String, usize> = BTreeMap::new();
+    for _ in 0..20 {
+        let r = svc.next_record(Duration::from_secs(10)).await;
+        assert_eq!(r.outcome, Outcome::Answered, "{r:?}");
+        let operator = r.operator.clone().expect("answered by an operator").0;
+        let queue = r.queue.clone().unwrap().0;
+        let right = match queue.as_str() {
+            "tributi" => ["op1", "op2", "op3"].contains(&operator.as_str()),
+            "educazione" => ["op4", "op5"].contains(&operator.as_str()),
+            other => panic!("unexpected queue {other}"),
+        };
+        assert!(right, "{operator} answered a {queue} call");
+        *by_operator.entry(operator).or_default() += 1;
+    }
+    // Longest-idle spreads the work: every operator took calls, none took most of them.
+    assert_eq!(by_operator.len(), 5, "{by_operator:?}");
+    assert!(by_operator.values().all(|&n| n <= 6), "{by_operator:?}");
+    assert_eq!(svc.service.ports.in_use(), 0, "every RTP port of both legs is back");
+    svc.service.shutdown().await;
+}
+
+#[tokio::test]
+#[ignore = "needs SIPp (sip-tester)"]
+async fn sipp_a_noanswer_operator_is_cancelled_and_a_busy_one_skipped() {
+    let opts = TestOptions {
+        rtp_slot: 31,
+        queue_settings: vec![
+            ("tributi".into(), "strategy".into(), toml::Value::String("linear".into())),
+            ("tributi".into(), "ring_timeout_secs".into(), toml::Value::Integer(2)),
+            ("tributi".into(), "retry_delay_secs".into(), toml::Value::Integer(0)),
+        ],
+        ..Default::default()
+    };
+    let (config, data) = TestService::prepare(&opts);
+    // Linear by level: the busy phone first, then the one that never answers, then op3.
+    common::add_operators(
+        &config,
+        &[("busy1", "b", &[("tributi", 1)]), ("silent1", "s", &[("tributi", 2)]), ("op3", "s3", &[("tributi", 3)])],
+    )
+    .await;
+    let mut svc = TestService::start_with(config, data).await;
+    let dir = tempfile::tempdir().unwrap();
+    let _busy = sipp::spawn_operator(dir.path(), svc.udp(), "busy1", "b", "busy", 1000, Duration::from_secs(40));
+    let _silent = sipp::spawn_operator(dir.path(), svc.udp(), "silent1", "s", "noanswer", 1000, Duration::from_secs(40));
+    let _good = sipp::spawn_operator(dir.path(), svc.udp(), "op3", "s3", "answer", 1500, Duration::from_secs(40));
+    wait_registered(&svc, 3).await;
+
+    let run = sipp::run(dir.path(), svc.udp(), "caller_info_dtmf.xml", &info_caller_keys("2"), &["-m", "1"], Duration::from_secs(30)).await;
+    assert!(run.success, "{}", run.stderr);
+    let r = svc.next_record(Duration::from_secs(10)).await;
+    assert_eq!((r.outcome, r.operator.map(|o| o.0)), (Outcome::Answered, Some("op3".to_string())));
+    let metrics = svc.http_get("/metrics").await;
+    assert!(metrics.contains("centralino_queue_ring_no_answer_total{queue=\"tributi\"} 1"), "the silent phone's ring timed out once");
+    assert!(metrics.contains("centralino_queue_offers_total{queue=\"tributi\"} 3"), "busy, silent, then op3");
+    svc.service.shutdown().await;
+}
