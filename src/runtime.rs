@@ -19,7 +19,7 @@ use crate::engine::stats::StatsSnapshot;
 use crate::engine::{Engine, Input, Output};
 use crate::media::g711::Codec;
 use crate::media::leg::{LegCommand, LegEvent, MediaContext, MediaLeg};
-use crate::sip::{CallLegHandle, OfferSpec, OperatorLegHandle, RemoteMedia, SipCallCommand, SipEvent, SipService};
+use crate::sip::{CallLegHandle, FeatureCode, OfferSpec, OperatorLegHandle, RemoteMedia, SipCallCommand, SipEvent, SipService};
 use crate::store::model::{CallStart, QueueEvent as StoredEvent};
 use crate::store::writer::{WriteItem, WriterHandle};
 
@@ -66,6 +66,8 @@ pub struct Runtime {
     sip: Arc<SipService>,
     writer: Option<WriterHandle>,
     node: String,
+    /// Operators' feature-code calls (`*1` …): answered, confirmed by a prompt, ended.
+    feature_calls: HashMap<CallId, (OperatorId, FeatureCode)>,
 }
 
 /// The channels the control loop listens on.
@@ -94,6 +96,7 @@ impl Runtime {
             sip,
             writer,
             node,
+            feature_calls: HashMap::new(),
         }
     }
 
@@ -136,12 +139,17 @@ impl Runtime {
     fn on_sip(&mut self, event: SipEvent) {
         let now = Now::read();
         let input = match event {
-            SipEvent::Incoming { call, caller, remote_media, local_ip, leg } => {
+            SipEvent::Incoming { call, caller, remote_media, local_ip, leg, feature } => {
                 self.sip_alive.insert(call.clone());
                 self.legs.insert(
                     call.clone(),
                     Legs { sip: leg, media: None, remote: remote_media, local_ip, operators: HashMap::new() },
                 );
+                if let Some(feature) = feature {
+                    self.feature_calls.insert(call.clone(), feature);
+                    self.answer(call);
+                    return;
+                }
                 self.write(WriteItem::CallStarted(CallStart {
                     id: call.0.clone(),
                     node: self.node.clone(),
@@ -150,11 +158,20 @@ impl Runtime {
                 }));
                 Input::CallArrived { call, caller }
             }
-            SipEvent::Established { call } => Input::CallAnswered { call },
+            SipEvent::Established { call } => {
+                if let Some((operator, code)) = self.feature_calls.get(&call).cloned() {
+                    self.run_feature(&call, operator, code);
+                    return;
+                }
+                Input::CallAnswered { call }
+            }
             SipEvent::Digit { call, digit } => Input::DigitPressed { call, digit },
             SipEvent::Ended { call } => {
                 self.sip_alive.remove(&call);
                 self.legs.remove(&call);
+                if self.feature_calls.remove(&call).is_some() {
+                    return;
+                }
                 Input::CallEnded { call }
             }
             SipEvent::MediaChanged { call, remote_media } => {
@@ -197,8 +214,23 @@ impl Runtime {
     fn on_media(&mut self, event: LegEvent) {
         let input = match event {
             LegEvent::Digit { call, digit } => Input::DigitPressed { call, digit },
-            LegEvent::PlaybackFinished { call, seq } => Input::PlaybackFinished { call, seq },
-            LegEvent::MediaTimeout { call } => {
+            LegEvent::PlaybackFinished { call, seq } => {
+                if self.feature_calls.contains_key(&call) {
+                    if let Some(legs) = self.legs.get(&call) {
+                        legs.sip.send(SipCallCommand::Hangup);
+                    }
+                    return;
+                }
+                Input::PlaybackFinished { call, seq }
+            }
+            LegEvent::MediaTimeout { call, operator: Some(operator) } => {
+                tracing::info!(%call, %operator, "no RTP from the operator's phone: ending its leg");
+                if let Some(leg) = self.legs.get_mut(&call).and_then(|l| l.operators.remove(&operator)) {
+                    leg.sip.end();
+                }
+                Input::OperatorLegEnded { call, operator }
+            }
+            LegEvent::MediaTimeout { call, operator: None } => {
                 tracing::info!(%call, "no RTP from the caller: ending the call");
                 if let Some(legs) = self.legs.get(&call) {
                     legs.sip.send(SipCallCommand::Hangup);
@@ -292,6 +324,7 @@ impl Runtime {
         match MediaLeg::open(
             &self.media,
             call.clone(),
+            None,
             legs.local_ip,
             legs.remote.addr,
             legs.remote.codec,
@@ -325,7 +358,7 @@ impl Runtime {
         let ssrc: u32 = self.rng.gen();
         // The operator's address is known from its answer; until then nothing is sent.
         let placeholder = std::net::SocketAddr::new(local_ip, 9);
-        let media = match MediaLeg::open(&self.media, call.clone(), local_ip, placeholder, Codec::Pcmu, Some(101), ssrc) {
+        let media = match MediaLeg::open(&self.media, call.clone(), Some(operator.clone()), local_ip, placeholder, Codec::Pcmu, Some(101), ssrc) {
             Ok(m) => m,
             Err(e) => {
                 tracing::warn!(%call, error = %e, "no RTP port for the operator leg");
@@ -357,6 +390,22 @@ impl Runtime {
         let (Some(caller_media), Some(op)) = (legs.media.as_ref(), legs.operators.get(operator)) else { return };
         caller_media.command(LegCommand::Bridge { peer: op.media.relay_sender() });
         op.media.command(LegCommand::Bridge { peer: caller_media.relay_sender() });
+    }
+
+    /// A feature code: the operator's state changes in the engine, a prompt confirms it.
+    fn run_feature(&mut self, call: &CallId, operator: OperatorId, code: FeatureCode) {
+        let (input, prompt) = match code {
+            FeatureCode::Pause => (Some(Input::OperatorPaused { operator, reason: "pausa".into() }), "funzione_pausa"),
+            FeatureCode::Resume => (Some(Input::OperatorResumed { operator }), "funzione_ripresa"),
+            FeatureCode::Logout => (Some(Input::OperatorLoggedOut { operator }), "funzione_logout"),
+            FeatureCode::Login => (Some(Input::OperatorLoggedIn { operator }), "funzione_login"),
+            FeatureCode::Unknown => (None, "funzione_sconosciuta"),
+        };
+        if let Some(input) = input {
+            self.engine.handle_input(Now::read(), input);
+        }
+        let prompts = vec![crate::engine::ids::PromptId::new(crate::engine::ids::Language::It, prompt)];
+        self.media(call, LegCommand::Play { seq: 1, prompts });
     }
 
     fn drop_operator_leg(&mut self, call: &CallId, operator: &OperatorId) {

@@ -126,3 +126,58 @@ async fn sipp_a_noanswer_operator_is_cancelled_and_a_busy_one_skipped() {
     assert!(metrics.contains("centralino_queue_offers_total{queue=\"tributi\"} 3"), "busy, silent, then op3");
     svc.service.shutdown().await;
 }
+
+#[tokio::test]
+#[ignore = "needs SIPp (sip-tester)"]
+async fn sipp_operator_feature_codes_pause_and_resume_with_a_spoken_confirmation() {
+    let opts = TestOptions { rtp_slot: 33, ..Default::default() };
+    let (config, data) = TestService::prepare(&opts);
+    common::add_operators(&config, &[("op1", "s1", &[("tributi", 1)])]).await;
+    let svc = TestService::start_with(config, data).await;
+    let dir = tempfile::tempdir().unwrap();
+    let _phone = sipp::spawn_operator(dir.path(), svc.udp(), "op1", "s1", "answer", 1000, Duration::from_secs(60));
+    wait_registered(&svc, 1).await;
+    assert!(svc.http_get("/api/v1/operators").await.contains("\"state\":\"available\""));
+
+    // op1 dials *1: answered, hears the confirmation, centralino hangs up; op1 is paused.
+    let keys = [("from_user", "op1"), ("te_pt", "101")];
+    let run = sipp::run(dir.path(), svc.udp(), "caller_closed.xml", &keys, &["-m", "1", "-s", "*1"], Duration::from_secs(40)).await;
+    assert!(run.success, "{}", run.stderr);
+    let ops = svc.http_get("/api/v1/operators").await;
+    assert!(ops.contains("\"state\":\"paused\"") && ops.contains("pausa"), "{ops}");
+
+    let run = sipp::run(dir.path(), svc.udp(), "caller_closed.xml", &keys, &["-m", "1", "-s", "*2"], Duration::from_secs(40)).await;
+    assert!(run.success, "{}", run.stderr);
+    assert!(svc.http_get("/api/v1/operators").await.contains("\"state\":\"available\""));
+
+    // Someone who is not a registered operator cannot use the codes.
+    let keys = [("from_user", "3331234567"), ("te_pt", "101")];
+    let run = sipp::run(dir.path(), svc.udp(), "caller_closed.xml", &keys, &["-m", "1", "-s", "*1"], Duration::from_secs(10)).await;
+    assert!(!run.success, "a 403, not the feature");
+    svc.service.shutdown().await;
+}
+
+#[tokio::test]
+#[ignore = "needs SIPp (sip-tester)"]
+async fn http_api_pauses_and_resumes_an_operator_and_validates_input() {
+    let opts = TestOptions { rtp_slot: 34, ..Default::default() };
+    let (config, data) = TestService::prepare(&opts);
+    common::add_operators(&config, &[("op1", "s1", &[("tributi", 1)])]).await;
+    let svc = TestService::start_with(config, data).await;
+    let dir = tempfile::tempdir().unwrap();
+    let _phone = sipp::spawn_operator(dir.path(), svc.udp(), "op1", "s1", "answer", 1000, Duration::from_secs(30));
+    wait_registered(&svc, 1).await;
+    let post = |path: &'static str, body: &'static str| common::http_post(svc.service.http, path, body);
+    let (status, _) = post("/api/v1/operators/op1/pause", r#"{"reason":"riunione"}"#).await;
+    assert_eq!(status, 200);
+    let ops = svc.http_get("/api/v1/operators").await;
+    assert!(ops.contains("\"state\":\"paused\"") && ops.contains("riunione"), "{ops}");
+    assert_eq!(post("/api/v1/operators/op1/resume", "").await.0, 200);
+    assert!(svc.http_get("/api/v1/operators").await.contains("\"state\":\"available\""));
+    assert_eq!(post("/api/v1/operators/nobody/pause", "").await.0, 404);
+    assert_eq!(post("/api/v1/operators/op1/dance", "").await.0, 404);
+    assert_eq!(post("/api/v1/operators/op1/pause", r#"{"reason":"xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx"}"#).await.0, 422);
+    assert_eq!(post("/api/v1/operators/op1/logout", "").await.0, 200);
+    assert!(svc.http_get("/api/v1/operators").await.contains("\"state\":\"offline\""));
+    svc.service.shutdown().await;
+}

@@ -242,6 +242,12 @@ pub enum Output {
 pub fn engine_prompt_names() -> Vec<String> {
     let mut names: Vec<String> =
         ["attesa", "arrivederci", "chiusura_coda", "sportello_chiuso"].iter().map(|s| s.to_string()).collect();
+    // Confirmations of operators' feature codes (played by the runtime).
+    names.extend(
+        ["funzione_pausa", "funzione_ripresa", "funzione_logout", "funzione_login", "funzione_sconosciuta"]
+            .iter()
+            .map(|s| s.to_string()),
+    );
     names.extend(schedule::speech::all_fragment_names());
     names
 }

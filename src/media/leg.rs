@@ -16,7 +16,7 @@ use super::g711::Codec;
 use super::library::AudioLibrary;
 use super::ports::{PortLease, PortPool};
 use super::session::{MediaEvent, MediaSession, Playback, SessionParams};
-use crate::engine::ids::{CallId, DtmfDigit, PromptId};
+use crate::engine::ids::{CallId, DtmfDigit, OperatorId, PromptId};
 
 /// What the runtime tells a leg to do.
 #[derive(Debug)]
@@ -42,8 +42,9 @@ pub enum RelayFrame {
 pub enum LegEvent {
     Digit { call: CallId, digit: DtmfDigit },
     PlaybackFinished { call: CallId, seq: u64 },
-    /// No RTP arrived for the configured time: the peer is probably gone.
-    MediaTimeout { call: CallId },
+    /// No RTP arrived for the configured time: the peer is probably gone (a lost BYE).
+    /// `operator` is set for an operator's leg.
+    MediaTimeout { call: CallId, operator: Option<OperatorId> },
 }
 
 /// Process-wide media counters for metrics, updated by every leg.
@@ -82,6 +83,7 @@ impl MediaLeg {
     pub fn open(
         ctx: &MediaContext,
         call: CallId,
+        operator: Option<OperatorId>,
         ip: std::net::IpAddr,
         remote: SocketAddr,
         codec: Codec,
@@ -107,6 +109,7 @@ impl MediaLeg {
         };
         let driver = LegDriver {
             call,
+            operator,
             socket,
             _lease: lease,
             session: MediaSession::new(params, now),
@@ -140,6 +143,8 @@ impl MediaLeg {
 
 struct LegDriver {
     call: CallId,
+    /// Set on an operator's leg: its digits and playbacks are not the caller's.
+    operator: Option<OperatorId>,
     socket: UdpSocket,
     _lease: PortLease,
     session: MediaSession,
@@ -193,7 +198,7 @@ impl LegDriver {
                     self.session.handle_timeout(Instant::now());
                 },
                 _ = sleep_until_opt(dead_peer_at) => {
-                    let _ = self.ctx.events.try_send(LegEvent::MediaTimeout { call: self.call.clone() });
+                    let _ = self.ctx.events.try_send(LegEvent::MediaTimeout { call: self.call.clone(), operator: self.operator.clone() });
                     #[allow(clippy::disallowed_methods)] // driver clock site
                     { self.last_rx = Instant::now(); }
                 },
@@ -244,6 +249,9 @@ impl LegDriver {
             let _ = self.socket.send_to(&packet, self.remote).await;
         }
         while let Some(event) = self.session.poll_event() {
+            if self.operator.is_some() && matches!(event, MediaEvent::Digit(_) | MediaEvent::PlaybackFinished { .. }) {
+                continue; // only the caller's leg drives the IVR
+            }
             let event = match event {
                 MediaEvent::Digit(digit) => LegEvent::Digit { call: self.call.clone(), digit },
                 MediaEvent::PlaybackFinished { token } => {

@@ -75,9 +75,23 @@ pub(crate) async fn run(ctx: Arc<SipContext>, mut tx: Transaction) {
     };
     let call = new_call_id(&ctx);
     let caller = caller_of(&tx);
+    let feature = match tx.original.uri.user().and_then(super::FeatureCode::from_dialled) {
+        None => None,
+        Some(code) => {
+            // Only a registered operator calling from where it registered may use codes.
+            let operator = crate::engine::ids::OperatorId(caller.clone());
+            match ctx.contact_of(&operator) {
+                Some(contact) if contact.source.ip() == peer_ip => Some((operator, code)),
+                _ => {
+                    let _ = tx.reply(StatusCode::Forbidden).await;
+                    return;
+                }
+            }
+        }
+    };
     let (cmd_tx, cmd_rx) = mpsc::channel(8);
     let leg = CallLegHandle { commands: cmd_tx };
-    let incoming = SipEvent::Incoming { call: call.clone(), caller, remote_media, local_ip, leg };
+    let incoming = SipEvent::Incoming { call: call.clone(), caller, remote_media, local_ip, leg, feature };
     if ctx.events.send(incoming).await.is_err() {
         let _ = tx.reply(StatusCode::ServiceUnavailable).await;
         return;

@@ -38,6 +38,35 @@ pub use sdp::RemoteMedia;
 
 use crate::engine::ids::{CallId, DtmfDigit, OperatorId};
 
+/// What an operator's softphone can dial instead of the service number.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum FeatureCode {
+    /// `*1`: pause (reason "pausa").
+    Pause,
+    /// `*2`: resume after a pause.
+    Resume,
+    /// `*0`: log out (no calls until logging in again).
+    Logout,
+    /// `*9`: log in again.
+    Login,
+    /// Any other `*…`.
+    Unknown,
+}
+
+impl FeatureCode {
+    /// From the dialled user part, e.g. `*1`; `None` for the service number.
+    pub fn from_dialled(user: &str) -> Option<FeatureCode> {
+        let code = user.strip_prefix('*').or_else(|| user.strip_prefix("%2A")).or_else(|| user.strip_prefix("%2a"))?;
+        Some(match code {
+            "1" => FeatureCode::Pause,
+            "2" => FeatureCode::Resume,
+            "0" => FeatureCode::Logout,
+            "9" => FeatureCode::Login,
+            _ => FeatureCode::Unknown,
+        })
+    }
+}
+
 /// The methods centralino answers, for `Allow` headers.
 pub const ALLOW: &str = "INVITE, ACK, BYE, CANCEL, OPTIONS, INFO, REGISTER";
 
@@ -52,6 +81,8 @@ pub enum SipEvent {
         /// The local address to advertise in SDP for this caller.
         local_ip: IpAddr,
         leg: CallLegHandle,
+        /// Set when a registered operator dialled a feature code instead of the service.
+        feature: Option<(OperatorId, FeatureCode)>,
     },
     /// The caller's ACK arrived.
     Established { call: CallId },

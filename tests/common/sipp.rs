@@ -85,7 +85,10 @@ pub async fn run(
         .arg(&sf)
         .args(["-i", "127.0.0.1", "-mi", "127.0.0.1", "-bind_local", "-ci", "127.0.0.1", "-nostdin"])
         .args(["-p", &free_sip_port().to_string(), "-mp", &free_media_port().to_string()])
-        .args(["-s", "ivr", "-trace_err", "-timeout", &format!("{}s", limit.as_secs()), "-timeout_error"]);
+        .args(["-trace_err", "-timeout", &format!("{}s", limit.as_secs()), "-timeout_error"]);
+    if !extra.contains(&"-s") {
+        cmd.args(["-s", "ivr"]);
+    }
     for (k, v) in keys {
         cmd.args(["-key", k, v]);
     }
