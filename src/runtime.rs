@@ -298,6 +298,12 @@ impl Runtime {
                 }
                 Output::OperatorStateChanged { operator, state, reason } => {
                     tracing::info!(%operator, state = state.as_str(), ?reason, "operator state");
+                    self.write(WriteItem::Presence {
+                        username: operator.0,
+                        state: state.as_str().to_string(),
+                        reason,
+                        at: Now::read().wall,
+                    });
                 }
                 Output::CallFinished(record) => {
                     tracing::info!(call = %record.id, outcome = record.outcome.as_str(), queue = ?record.queue.as_ref().map(|q| &q.0), "call finished");

@@ -162,11 +162,39 @@ impl Store {
                     seen.extend(batch.iter().map(|e| (e.call_id.as_str(), e.at)));
                 }
                 WriteItem::Touch { call_ids, at } => seen.extend(call_ids.iter().map(|id| (id.as_str(), *at))),
+                WriteItem::Presence { username, state, reason, at } => {
+                    record_presence(conn, username, state, reason.as_deref(), *at).await?
+                }
             }
         }
         insert_events(conn, events).await?;
         touch_calls(conn, seen).await?;
         Ok(())
+    }
+
+    /// An operator's presence history, with durations: `(state, reason, started, ended)`,
+    /// oldest first (the current state has no end).
+    pub async fn presence_history(
+        &self,
+        username: &str,
+    ) -> Result<Vec<(String, Option<String>, jiff::Timestamp, Option<jiff::Timestamp>)>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT state, reason, started_at, ended_at FROM operator_presence WHERE username = $1 ORDER BY started_at, id",
+        )
+        .bind(username.to_string())
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter()
+            .map(|r| {
+                Ok((
+                    r.try_get("state")?,
+                    r.try_get("reason")?,
+                    from_ms(r.try_get("started_at")?),
+                    r.try_get::<Option<i64>, _>("ended_at")?.map(from_ms),
+                ))
+            })
+            .collect::<Result<_, sqlx::Error>>()
+            .map_err(Into::into)
     }
 
     async fn insert_start(&self, conn: &mut AnyConnection, start: &CallStart) -> Result<(), StoreError> {
@@ -304,4 +332,27 @@ mod tests {
             "{sql}"
         );
     }
+}
+
+/// Closes the operator's open presence row at `at` and opens one for the new state.
+async fn record_presence(
+    conn: &mut AnyConnection,
+    username: &str,
+    state: &str,
+    reason: Option<&str>,
+    at: jiff::Timestamp,
+) -> Result<(), StoreError> {
+    sqlx::query("UPDATE operator_presence SET ended_at = $2 WHERE username = $1 AND ended_at IS NULL")
+        .bind(username.to_string())
+        .bind(to_ms(at))
+        .execute(&mut *conn)
+        .await?;
+    sqlx::query("INSERT INTO operator_presence (username, state, reason, started_at) VALUES ($1, $2, $3, $4)")
+        .bind(username.to_string())
+        .bind(state.to_string())
+        .bind(reason.map(str::to_string))
+        .bind(to_ms(at))
+        .execute(&mut *conn)
+        .await?;
+    Ok(())
 }

@@ -46,6 +46,17 @@ pub enum WriteItem {
         /// When they were seen.
         at: jiff::Timestamp,
     },
+    /// An operator's presence changed: closes their open history row, opens a new one.
+    Presence {
+        /// The operator's username.
+        username: String,
+        /// `available`, `paused`, `offline`, …
+        state: String,
+        /// The pause reason, for `paused`.
+        reason: Option<String>,
+        /// When it changed.
+        at: jiff::Timestamp,
+    },
 }
 
 impl WriteItem {
@@ -55,6 +66,7 @@ impl WriteItem {
             WriteItem::CallFinished(_) => "call record",
             WriteItem::Events(_) => "queue events",
             WriteItem::Touch { .. } => "touch",
+            WriteItem::Presence { .. } => "presence",
         }
     }
 }

@@ -29,7 +29,9 @@ macro_rules! suite {
             report_kpis_on_a_known_data_set,
             queue_log_export_pages_through_events_in_order,
             retention_deletes_old_finished_rows_and_keeps_live_calls,
-            hashed_callers_are_stored_without_their_number
+            hashed_callers_are_stored_without_their_number,
+            presence_history_closes_each_state_when_the_next_begins,
+            operator_accounts_round_trip_without_plain_passwords
         );
     };
     (@each $with_db:path; $($name:ident),*) => {
@@ -406,5 +408,53 @@ pub async fn hashed_callers_are_stored_without_their_number(url: String) {
     let row = store.call("h1").await.unwrap().unwrap();
     assert_eq!(row.caller, CallerHasher::new("first").hash("3331234567"));
     assert!(!row.caller.contains("3331234567"));
+    store.close().await;
+}
+
+pub async fn presence_history_closes_each_state_when_the_next_begins(url: String) {
+    let store = open(&url).await;
+    let stats = Arc::new(WriterStats::default());
+    let (handle, task) = spawn_writer(store.clone(), 64, stats);
+    for (state, reason, at) in [
+        ("available", None, "2026-03-02T08:00:00Z"),
+        ("paused", Some("riunione"), "2026-03-02T09:00:00Z"),
+        ("available", None, "2026-03-02T09:30:00Z"),
+    ] {
+        handle.send(WriteItem::Presence { username: "op1".into(), state: state.into(), reason: reason.map(String::from), at: ts(at) });
+    }
+    drop(handle);
+    within("writer drain", task).await.expect("writer task");
+    let history = store.presence_history("op1").await.unwrap();
+    assert_eq!(history.len(), 3);
+    assert_eq!((history[1].0.as_str(), history[1].1.as_deref()), ("paused", Some("riunione")));
+    let paused = history[1].3.unwrap().duration_since(history[1].2);
+    assert_eq!(paused.as_secs(), 30 * 60, "the pause lasted until the next state");
+    assert!(history[2].3.is_none(), "the current state is open");
+    store.close().await;
+}
+
+pub async fn operator_accounts_round_trip_without_plain_passwords(url: String) {
+    use centralino::store::operators::OperatorRow;
+    let store = open(&url).await;
+    let row = OperatorRow {
+        username: "op1".into(),
+        display_name: "Anna".into(),
+        ha1_md5: "a".repeat(32),
+        ha1_sha256: "b".repeat(64),
+        queues: vec![("tributi".into(), 1), ("generale".into(), 2)],
+        languages: vec!["it".into(), "en".into()],
+        max_calls: 1,
+    };
+    assert!(store.add_operator(&row, ts("2026-03-02T08:00:00Z")).await.unwrap());
+    assert!(!store.add_operator(&row, ts("2026-03-02T08:00:00Z")).await.unwrap(), "no duplicate");
+    assert_eq!(store.operators().await.unwrap(), vec![row.clone()]);
+    let mut changed = row.clone();
+    changed.max_calls = 2;
+    changed.queues = vec![("patrimonio".into(), 3)];
+    assert!(store.update_operator(&changed).await.unwrap());
+    assert_eq!(store.operators().await.unwrap(), vec![changed]);
+    assert!(store.remove_operator("op1").await.unwrap());
+    assert!(!store.remove_operator("op1").await.unwrap());
+    assert!(store.operators().await.unwrap().is_empty());
     store.close().await;
 }
