@@ -8,6 +8,7 @@ use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
 use prometheus::core::Collector;
+use prometheus::proto;
 use prometheus::{Encoder, GaugeVec, IntCounterVec, IntGauge, IntGaugeVec, Opts, Registry, TextEncoder};
 
 use crate::engine::call::Outcome;
@@ -27,6 +28,12 @@ pub struct MetricsSources {
 }
 
 impl MetricsSources {
+    /// The engine's histograms (waits, talk times, estimate errors). Filled in when the engine
+    /// keeps them; see `histogram_family`.
+    fn histograms(&self, _stats: &StatsSnapshot) -> Vec<proto::MetricFamily> {
+        Vec::new()
+    }
+
     /// The text exposition for one scrape.
     pub fn render(&self, stats: &StatsSnapshot) -> prometheus::Result<String> {
         let registry = Registry::new();
@@ -186,8 +193,94 @@ impl MetricsSources {
         build.with_label_values(&[self.version]).set(1);
         reg(Box::new(build))?;
 
+        #[cfg(target_os = "linux")]
+        reg(Box::new(prometheus::process_collector::ProcessCollector::for_self()))?;
+
+        let mut families = registry.gather();
+        families.extend(self.histograms(stats));
+        families.sort_by(|a, b| a.name().cmp(b.name()));
         let mut out = Vec::new();
-        TextEncoder::new().encode(&registry.gather(), &mut out)?;
+        TextEncoder::new().encode(&families, &mut out)?;
         Ok(String::from_utf8_lossy(&out).into_owned())
+    }
+}
+
+/// One histogram series as plain data: label values, upper bounds, per-bucket (not
+/// cumulative) counts with one more for +Inf, sum and count.
+pub struct HistogramSeries<'a> {
+    pub labels: Vec<(&'static str, String)>,
+    pub bounds: &'a [f64],
+    pub counts: &'a [u64],
+    pub sum: f64,
+    pub count: u64,
+}
+
+/// A histogram family from plain data (the engine keeps histograms as numbers; the
+/// prometheus crate's own histograms only grow by observation).
+pub fn histogram_family(name: &str, help: &str, series: Vec<HistogramSeries<'_>>) -> proto::MetricFamily {
+    let mut family = proto::MetricFamily::default();
+    family.set_name(name.to_string());
+    family.set_help(help.to_string());
+    family.set_field_type(proto::MetricType::HISTOGRAM);
+    let metrics = series
+        .into_iter()
+        .map(|s| {
+            let mut h = proto::Histogram::default();
+            h.set_sample_count(s.count);
+            h.set_sample_sum(s.sum);
+            let mut cumulative = 0;
+            let buckets = s
+                .bounds
+                .iter()
+                .zip(s.counts)
+                .map(|(bound, n)| {
+                    cumulative += n;
+                    let mut b = proto::Bucket::default();
+                    b.set_upper_bound(*bound);
+                    b.set_cumulative_count(cumulative);
+                    b
+                })
+                .collect();
+            h.set_bucket(buckets);
+            let mut m = proto::Metric::default();
+            let labels = s
+                .labels
+                .into_iter()
+                .map(|(k, v)| {
+                    let mut l = proto::LabelPair::default();
+                    l.set_name(k.to_string());
+                    l.set_value(v);
+                    l
+                })
+                .collect();
+            m.set_label(labels);
+            m.set_histogram(h);
+            m
+        })
+        .collect();
+    family.set_metric(metrics);
+    family
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn plain_data_histograms_render_cumulative_buckets_that_promtool_style_parsers_accept() {
+        let bounds = [10.0, 20.0];
+        let counts = [1, 2, 3]; // ≤10, ≤20, +Inf
+        let family = histogram_family(
+            "centralino_test_seconds",
+            "A test histogram",
+            vec![HistogramSeries { labels: vec![("queue", "tributi".into())], bounds: &bounds, counts: &counts, sum: 99.0, count: 6 }],
+        );
+        let mut out = Vec::new();
+        TextEncoder::new().encode(&[family], &mut out).unwrap();
+        let text = String::from_utf8(out).unwrap();
+        assert!(text.contains("centralino_test_seconds_bucket{queue=\"tributi\",le=\"10\"} 1"), "{text}");
+        assert!(text.contains("centralino_test_seconds_bucket{queue=\"tributi\",le=\"20\"} 3"), "{text}");
+        assert!(text.contains("centralino_test_seconds_bucket{queue=\"tributi\",le=\"+Inf\"} 6"), "{text}");
+        assert!(text.contains("centralino_test_seconds_count{queue=\"tributi\"} 6"), "{text}");
     }
 }
