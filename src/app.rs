@@ -122,6 +122,21 @@ pub async fn start_with_records(
         .await
         .with_context(|| format!("opening the database {}", config.database.url))?
         .with_node(config.node.clone());
+    let store = if config.database.hash_callers {
+        let candidate = {
+            use rand::RngCore;
+            let mut bytes = [0u8; 16];
+            rand::rngs::OsRng.fill_bytes(&mut bytes);
+            hex::encode(bytes)
+        };
+        let salt = store.install_salt(&candidate).await.context("reading the caller-hash salt")?;
+        store.with_caller_hasher(crate::store::retention::CallerHasher::new(salt))
+    } else {
+        store
+    };
+    if config.database.retention_days > 0 {
+        tokio::spawn(apply_retention(store.clone(), config.database.retention_days));
+    }
     let closed = store.close_interrupted(crate::clock::Now::read().wall).await.context("closing interrupted calls")?;
     if closed > 0 {
         tracing::warn!(calls = closed, "closed call records left open by a crash as `interrupted`");
@@ -278,5 +293,17 @@ async fn reload_directory(
         }
         tracing::info!(operators = rows.len(), "operator accounts reloaded");
         known = rows;
+    }
+}
+
+/// Deletes records older than the retention period at start-up and then once a day.
+async fn apply_retention(store: Store, days: u32) {
+    loop {
+        match store.delete_older_than(days, crate::clock::Now::read().wall).await {
+            Ok(0) => {}
+            Ok(n) => tracing::info!(rows = n, days, "deleted records past the retention period"),
+            Err(e) => tracing::warn!(error = %e, "retention: cannot delete old records"),
+        }
+        tokio::time::sleep(Duration::from_secs(24 * 3600)).await;
     }
 }

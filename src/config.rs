@@ -62,6 +62,8 @@ pub struct HttpConfig {
 #[serde(deny_unknown_fields)]
 pub struct DatabaseConfig {
     pub url: String,
+    pub retention_days: u32,
+    pub hash_callers: bool,
 }
 
 #[derive(Clone, Debug, Deserialize)]

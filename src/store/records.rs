@@ -167,7 +167,24 @@ impl Store {
                 }
             }
         }
-        insert_events(conn, events).await?;
+        if self.hasher.is_some() {
+            // ENTERQUEUE carries the caller's number (queue_log's callerid field).
+            let hashed: Vec<QueueEvent> = events
+                .iter()
+                .map(|e| {
+                    let mut e = (*e).clone();
+                    if e.event == super::model::kind::ENTERQUEUE {
+                        if let Some(caller) = e.data.get_mut(1).filter(|c| !c.is_empty()) {
+                            *caller = self.stored_caller(caller);
+                        }
+                    }
+                    e
+                })
+                .collect();
+            insert_events(conn, hashed.iter()).await?;
+        } else {
+            insert_events(conn, events).await?;
+        }
         touch_calls(conn, seen).await?;
         Ok(())
     }
