@@ -41,7 +41,7 @@ pub enum Command {
         /// Only this queue.
         #[arg(long)]
         queue: Option<String>,
-        /// Group by queue, day or hour.
+        /// Group by queue, day or hour; or `operator` for calls, talk and paused time per operator.
         #[arg(long, default_value = "queue")]
         by: String,
         /// table, csv or json.

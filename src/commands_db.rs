@@ -173,12 +173,20 @@ pub fn report(
     let mut params = ReportParams::new(from, to);
     params.time_zone = jiff::tz::TimeZone::get(&config.schedule.timezone).context("time zone")?;
     params.queue = queue;
-    params.by = by.parse().map_err(|e| anyhow::anyhow!("--by: {e}"))?;
+    let by_operator = by == "operator";
+    if !by_operator {
+        params.by = by.parse().map_err(|e| anyhow::anyhow!("--by: {e} (or operator)"))?;
+    }
     let format = format.parse().map_err(|e| anyhow::anyhow!("--format: {e}"))?;
     block_on(async {
         let store = open(config).await?;
-        let report = store.report(&params).await?;
-        print!("{}", render(&report, format));
+        if by_operator {
+            let rows = store.operator_report(&params, crate::clock::Now::read().wall).await?;
+            print!("{}", crate::store::report::render_operators(&rows, format));
+        } else {
+            let report = store.report(&params).await?;
+            print!("{}", render(&report, format));
+        }
         store.close().await;
         Ok(ExitCode::SUCCESS)
     })

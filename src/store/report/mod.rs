@@ -7,6 +7,7 @@
 //! filters rows; counting, averages and the 90th percentile happen here.
 
 mod kpis;
+mod operators;
 mod render;
 
 use std::time::Duration;
@@ -16,6 +17,7 @@ use jiff::tz::TimeZone;
 use jiff::Timestamp;
 
 pub use kpis::{compute, Kpis, Report, ReportCall, ReportRow};
+pub use operators::{compute_operators, render_operators, OperatorKpis};
 pub use render::render;
 
 use super::{from_ms, to_ms, Store, StoreError};
