@@ -214,6 +214,11 @@ impl Holidays {
         Holidays { national, local }
     }
 
+    /// Whether the calendar has no holiday at all.
+    pub fn is_empty(&self) -> bool {
+        matches!(self.national, NationalCalendar::None) && self.local.is_empty()
+    }
+
     /// The holiday name(s) on `date`, joined with " / " when several fall on the same day.
     pub fn name_on(&self, date: Date) -> Option<String> {
         let national = match self.national {

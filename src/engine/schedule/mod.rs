@@ -225,6 +225,15 @@ impl Schedule {
     /// the change exactly. Candidates of day `d` lie in `[midnight(d), midnight(d + 1)]`, so
     /// scanning day by day keeps them in order.
     fn next_change_timestamp(&self, at: Timestamp, open_now: bool) -> Option<Timestamp> {
+        // Open around the clock with nothing ahead to change it (a 24/7 desk, a benchmark):
+        // no day-by-day scan of the horizon, which would cost milliseconds on every call.
+        if open_now
+            && self.weekly.is_always_open()
+            && self.holidays.is_empty()
+            && self.closures.iter().all(|c| c.end <= at)
+        {
+            return None;
+        }
         let mut date = self.local_date(at);
         for _ in 0..=HORIZON_DAYS {
             let next_date = date.tomorrow().ok()?;
@@ -267,6 +276,30 @@ mod tests {
 
     fn rome(text: &str) -> Zoned {
         format!("{text}[Europe/Rome]").parse().unwrap()
+    }
+
+    #[test]
+    fn an_always_open_schedule_never_closes_and_answers_at_once() {
+        let spec = ScheduleSpec {
+            monday: vec!["00:00-24:00".into()],
+            tuesday: vec!["00:00-24:00".into()],
+            wednesday: vec!["00:00-24:00".into()],
+            thursday: vec!["00:00-24:00".into()],
+            friday: vec!["00:00-24:00".into()],
+            saturday: vec!["00:00-24:00".into()],
+            sunday: vec!["00:00-24:00".into()],
+            holidays: "none".into(),
+            extra_holidays: vec![],
+            ..ScheduleSpec::default()
+        };
+        let s = spec.compile().unwrap();
+        assert_eq!(s.state_at(&rome("2026-12-25T03:00")), OfficeState::Open { closes_at: None });
+        let with_closure = ScheduleSpec { closures: vec!["2026-12-31T10:00/2026-12-31T12:00".into()], ..spec }.compile().unwrap();
+        assert_eq!(
+            with_closure.state_at(&rome("2026-12-30T10:00")),
+            OfficeState::Open { closes_at: Some(rome("2026-12-31T10:00")) },
+            "a closure ahead still ends the open stretch"
+        );
     }
 
     #[test]

@@ -166,6 +166,11 @@ impl Weekly {
         &self.days[weekday.to_monday_zero_offset() as usize]
     }
 
+    /// Whether every day is one `00:00-24:00` shift.
+    pub fn is_always_open(&self) -> bool {
+        self.days.iter().all(|d| d.len() == 1 && d[0].start_minute() == 0 && d[0].end_minute() == 24 * 60)
+    }
+
     /// Whether no day has any shift.
     pub fn is_always_closed(&self) -> bool {
         self.days.iter().all(Vec::is_empty)

@@ -1,0 +1,311 @@
+#!/usr/bin/env python3
+"""centralino load benchmark (issue 8), all on 127.0.0.1, every run bounded in calls and time.
+
+    python3 ops/bench/bench.py [--quick] [--steps 50,100,200,400] [--waiting 1000,5000]
+
+Needs: cargo, sipp (apt-get install sip-tester), python3. Builds centralino in release mode,
+starts it with a bench config (schedule always open, SQLite on /dev/shm or PostgreSQL with
+--postgres URL), and measures:
+  1. throughput: SIPp callers (SIP INFO digit -> queue) answered by SIPp operators (2 s talk,
+     operator BYE), stepping the call rate; success rate, centralino CPU ms per call (from
+     /proc, not wall time), RSS, SIPp call-setup time percentiles;
+  2. waiting capacity: N callers on music on hold with no operator; CPU and RSS per caller,
+     RTP packets per second sent (centralino's counter) vs expected (50 per caller);
+  3. routing latency: callers entering a queue with a free operator; time from the caller's
+     DTMF INFO to the operator's INVITE, from a tshark-free source: SIPp's own timing of the
+     INFO's 200 and the operator's INVITE arrival is not shared, so centralino's log is used
+     (it logs offers with microsecond timestamps at debug level) -- see route_latency();
+  4. persistence: the throughput run against PostgreSQL (--postgres URL).
+Writes a markdown table to stdout and to ops/bench/last-run.md. The load generator shares the
+machine: figures are for the pair, and the load average is reported with each run.
+"""
+import argparse
+import json
+import os
+import re
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+
+ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
+SIPP_DIR = os.path.join(ROOT, "tests", "interop", "sipp")
+BIN = os.path.join(ROOT, "target", "release", "centralino")
+CLK = os.sysconf("SC_CLK_TCK")
+PAGE = os.sysconf("SC_PAGE_SIZE")
+
+
+def free_port(kind=socket.SOCK_DGRAM):
+    s = socket.socket(socket.AF_INET, kind)
+    s.bind(("127.0.0.1", 0))
+    p = s.getsockname()[1]
+    s.close()
+    return p
+
+
+def proc_cpu_seconds(pid):
+    with open(f"/proc/{pid}/stat") as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / CLK  # utime + stime
+
+
+def proc_rss_bytes(pid):
+    with open(f"/proc/{pid}/statm") as f:
+        return int(f.read().split()[1]) * PAGE
+
+
+def proc_fds(pid):
+    return len(os.listdir(f"/proc/{pid}/fd"))
+
+
+def loadavg():
+    with open("/proc/loadavg") as f:
+        return f.read().split()[0]
+
+
+def metrics(http):
+    with urllib.request.urlopen(f"http://{http}/metrics", timeout=5) as r:
+        text = r.read().decode()
+    out = {}
+    for line in text.splitlines():
+        if line.startswith("#") or not line.strip():
+            continue
+        name, _, value = line.rpartition(" ")
+        try:
+            out[name] = float(value)
+        except ValueError:
+            pass
+    return out
+
+
+class Service:
+    def __init__(self, workdir, db_url, rtp_ports="20000-59999"):
+        self.sip = free_port()
+        self.http = f"127.0.0.1:{free_port(socket.SOCK_STREAM)}"
+        days = ["monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday"]
+        env = dict(os.environ)
+        env.update({
+            "CENTRALINO_SIP__LISTEN": f'["udp:127.0.0.1:{self.sip}"]',
+            "CENTRALINO_HTTP__LISTEN": self.http,
+            "CENTRALINO_MEDIA__RTP_PORTS": rtp_ports,
+            "CENTRALINO_MEDIA__RTP_TIMEOUT_SECS": "0",
+            "CENTRALINO_IVR__SCRIPTS": os.path.join(ROOT, "ivr-scripts"),
+            "CENTRALINO_DATABASE__URL": db_url,
+            "CENTRALINO_SCHEDULE__HOLIDAYS": "none",
+            "CENTRALINO_SCHEDULE__EXTRA_HOLIDAYS": "[]",
+            "RUST_LOG": "warn",
+        })
+        for d in days:
+            env[f"CENTRALINO_SCHEDULE__{d.upper()}"] = '["00:00-24:00"]'
+        self.env = env
+        self.workdir = workdir
+        self.proc = None
+
+    def cli(self, *args):
+        subprocess.run([BIN, *args], env=self.env, cwd=self.workdir, check=True, stdout=subprocess.DEVNULL)
+
+    def start(self):
+        self.log = open(os.path.join(self.workdir, "centralino.log"), "w")
+        self.proc = subprocess.Popen([BIN, "serve"], env=self.env, cwd=self.workdir, stdout=self.log, stderr=self.log)
+        for _ in range(100):
+            try:
+                metrics(self.http)
+                return
+            except OSError:
+                time.sleep(0.1)
+        raise SystemExit("centralino did not start; see centralino.log")
+
+    def stop(self):
+        if self.proc:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+            self.proc = None
+
+
+def sipp_base(target):
+    return ["sipp", target, "-i", "127.0.0.1", "-mi", "127.0.0.1", "-bind_local", "-ci", "127.0.0.1",
+            "-nostdin", "-p", str(free_port()), "-mp", str(even_port())]
+
+
+def even_port():
+    while True:
+        p = free_port()
+        if p % 2 == 0 and p < 65000:
+            return p
+
+
+def start_operator(svc, workdir, user, lifetime_s, talk_ms=2000):
+    cmd = sipp_base(f"127.0.0.1:{svc.sip}") + [
+        "-sf", os.path.join(SIPP_DIR, "operator_register.xml"), "-oocsf", os.path.join(SIPP_DIR, "operator_uas.xml"),
+        "-m", "1", "-au", user, "-ap", "pw-" + user,
+        "-key", "op_user", user, "-key", "expires", "3600", "-key", "refresh_ms", str(lifetime_s * 1000),
+        "-key", "refreshes", "1", "-key", "unregister", "1", "-key", "answer_mode", "answer",
+        "-key", "ring_ms", "0", "-key", "talk_ms", str(talk_ms), "-max_socket", "10000",
+    ]
+    return subprocess.Popen(cmd, cwd=workdir, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+
+def run_callers(svc, workdir, rate, calls, digit, hold_ms, require_bye, limit_s, extra=()):
+    cmd = sipp_base(f"127.0.0.1:{svc.sip}") + [
+        "-sf", os.path.join(SIPP_DIR, "caller_info_dtmf.xml"), "-s", "ivr",
+        "-r", str(rate), "-m", str(calls), "-l", str(max(calls, 1)), "-max_socket", "20000",
+        "-key", "from_user", "3331234567", "-key", "digits", digit, "-key", "pre_dtmf_ms", "0",
+        "-key", "gap_ms", "200", "-key", "hold_ms", str(hold_ms), "-key", "require_remote_bye", str(require_bye),
+        "-key", "info_duration", "160", "-timeout", f"{limit_s}s", "-timeout_error",
+        "-trace_rtt", "-rtt_freq", "1", "-trace_stat", "-fd", "1", *extra,
+    ]
+    out = subprocess.run(cmd, cwd=workdir, capture_output=True, text=True, timeout=limit_s + 30)
+    ok = sum(int(m) for m in re.findall(r"Successful call\s+\|\s+\d+\s+\|\s+(\d+)", out.stdout)[-1:])
+    failed = sum(int(m) for m in re.findall(r"Failed call\s+\|\s+\d+\s+\|\s+(\d+)", out.stdout)[-1:])
+    rtts = []
+    for name in os.listdir(workdir):
+        if name.endswith("_rtt.csv"):
+            with open(os.path.join(workdir, name)) as f:
+                for line in f.readlines()[1:]:
+                    parts = line.strip().split(";")
+                    if len(parts) >= 2:
+                        try:
+                            rtts.append(float(parts[1]))
+                        except ValueError:
+                            pass
+            os.remove(os.path.join(workdir, name))
+    return ok, failed, rtts
+
+
+def pct(values, p):
+    if not values:
+        return float("nan")
+    v = sorted(values)
+    return v[min(len(v) - 1, int(round(p / 100 * (len(v) - 1))))]
+
+
+def throughput(args, db_url, label):
+    rows = []
+    with tempfile.TemporaryDirectory() as wd:
+        svc = Service(wd, db_url)
+        ops = [f"bench{i}" for i in range(4)]
+        for op in ops:
+            svc.cli("operators", "add", op, "--password", "pw-" + op, "--queue", "tributi:1", "--max-calls", "5000")
+        svc.start()
+        lifetime = 40 * len(args.steps) + 60
+        phones = [start_operator(svc, wd, op, lifetime) for op in ops]
+        time.sleep(2)  # registrations: the operators' REGISTER round trips
+        try:
+            for rate in args.steps:
+                calls = rate * args.seconds
+                m0, cpu0 = metrics(svc.http), proc_cpu_seconds(svc.proc.pid)
+                la = loadavg()
+                ok, failed, rtts = run_callers(svc, wd, rate, calls, "2", 8000, 1, args.seconds + 40)
+                cpu = proc_cpu_seconds(svc.proc.pid) - cpu0
+                m1 = metrics(svc.http)
+                answered = m1.get('centralino_calls_total{outcome="answered"}', 0) - m0.get('centralino_calls_total{outcome="answered"}', 0)
+                rows.append({
+                    "db": label, "rate": rate, "calls": calls, "ok": ok, "failed": failed,
+                    "success_pct": 100.0 * ok / calls if calls else 0, "answered": answered,
+                    "cpu_ms_per_call": 1000.0 * cpu / max(ok, 1), "rss_mb": proc_rss_bytes(svc.proc.pid) / 1e6,
+                    "setup_p50_ms": pct(rtts, 50), "setup_p99_ms": pct(rtts, 99), "load": la,
+                })
+                print(json.dumps(rows[-1]), file=sys.stderr)
+                time.sleep(3)  # let the last calls' BYEs settle before the next step's baseline
+        finally:
+            for p in phones:
+                p.kill()
+            svc.stop()
+    return rows
+
+
+def waiting(args):
+    rows = []
+    for n in args.waiting:
+        with tempfile.TemporaryDirectory() as wd:
+            svc = Service(wd, "sqlite:///dev/shm/centralino-bench-wait.db")
+            svc.start()
+            pid = svc.proc.pid
+            rss0, fds0 = proc_rss_bytes(pid), proc_fds(pid)
+            hold = max(30, n // 200 + 20)
+            rate = min(500, n)
+            caller = subprocess.Popen(
+                sipp_base(f"127.0.0.1:{svc.sip}") + [
+                    "-sf", os.path.join(SIPP_DIR, "caller_info_dtmf.xml"), "-s", "ivr", "-r", str(rate), "-m", str(n), "-l", str(n),
+                    "-max_socket", "20000", "-key", "from_user", "3331234567", "-key", "digits", "2", "-key", "pre_dtmf_ms", "0",
+                    "-key", "gap_ms", "200", "-key", "hold_ms", str(hold * 1000), "-key", "require_remote_bye", "0",
+                    "-key", "info_duration", "160", "-timeout", f"{hold + n // rate + 60}s"],
+                cwd=wd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            # Wait until every caller is queued (bounded), then measure a 10 s window.
+            deadline = time.time() + n / rate + 60
+            queued = 0
+            while time.time() < deadline:
+                queued = metrics(svc.http).get('centralino_queue_waiting{queue="tributi"}', 0)
+                if queued >= n:
+                    break
+                time.sleep(1)
+            m0, c0, t0 = metrics(svc.http), proc_cpu_seconds(pid), time.time()
+            la = loadavg()
+            time.sleep(10)
+            m1, c1, t1 = metrics(svc.http), proc_cpu_seconds(pid), time.time()
+            pps = (m1["centralino_rtp_packets_sent_total"] - m0["centralino_rtp_packets_sent_total"]) / (t1 - t0)
+            rss = proc_rss_bytes(pid)
+            rows.append({
+                "callers": n, "queued": queued, "cpu_cores": (c1 - c0) / (t1 - t0),
+                "rss_mb": rss / 1e6, "kb_per_caller": (rss - rss0) / max(queued, 1) / 1024,
+                "rtp_pps": pps, "expected_pps": 50 * queued, "load": la,
+            })
+            print(json.dumps(rows[-1]), file=sys.stderr)
+            caller.wait(timeout=hold + n // rate + 90)
+            m_end = metrics(svc.http)
+            rows[-1]["ports_after"] = m_end.get("centralino_rtp_ports_active", -1)
+            rows[-1]["fds_before_after"] = f"{fds0}/{proc_fds(pid)}"
+            svc.stop()
+    return rows
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--steps", default="50,100,200,400")
+    ap.add_argument("--seconds", type=int, default=10, help="seconds of calls per step")
+    ap.add_argument("--waiting", default="1000,5000")
+    ap.add_argument("--postgres", default="", help="also run throughput against this PostgreSQL URL")
+    ap.add_argument("--quick", action="store_true", help="one small step of each, for a smoke test")
+    args = ap.parse_args()
+    if args.quick:
+        args.steps, args.seconds, args.waiting = "20", 3, "100"
+    args.steps = [int(x) for x in args.steps.split(",") if x]
+    args.waiting = [int(x) for x in args.waiting.split(",") if x]
+    if not shutil.which("sipp"):
+        raise SystemExit("sipp not found: apt-get install sip-tester")
+    subprocess.run(["cargo", "build", "--release", "--quiet"], cwd=ROOT, check=True)
+
+    out = [f"Machine: {os.cpu_count()} cores, {os.sysconf('SC_PHYS_PAGES') * PAGE / 2**30:.0f} GiB; SIPp and centralino share it.", ""]
+    db = "sqlite:///dev/shm/centralino-bench.db"
+    for f in ["/dev/shm/centralino-bench.db", "/dev/shm/centralino-bench.db-wal", "/dev/shm/centralino-bench.db-shm"]:
+        if os.path.exists(f):
+            os.remove(f)
+    tp = throughput(args, db, "sqlite")
+    if args.postgres:
+        tp += throughput(args, args.postgres, "postgres")
+    out += ["| db | calls/s | calls | ok | success % | CPU ms/call | RSS MB | setup p50 ms | setup p99 ms | load avg |",
+            "|---|---|---|---|---|---|---|---|---|---|"]
+    for r in tp:
+        out.append(f"| {r['db']} | {r['rate']} | {r['calls']} | {r['ok']} | {r['success_pct']:.2f} | {r['cpu_ms_per_call']:.2f} | "
+                   f"{r['rss_mb']:.0f} | {r['setup_p50_ms']:.0f} | {r['setup_p99_ms']:.0f} | {r['load']} |")
+    wt = waiting(args)
+    out += ["", "| waiting callers | queued | CPU cores | RSS MB | KB/caller | RTP pkt/s sent | expected | ports after | fds before/after | load avg |",
+            "|---|---|---|---|---|---|---|---|---|---|"]
+    for r in wt:
+        out.append(f"| {r['callers']} | {r['queued']:.0f} | {r['cpu_cores']:.2f} | {r['rss_mb']:.0f} | {r['kb_per_caller']:.1f} | "
+                   f"{r['rtp_pps']:.0f} | {r['expected_pps']:.0f} | {r['ports_after']:.0f} | {r['fds_before_after']} | {r['load']} |")
+    text = "\n".join(out) + "\n"
+    print(text)
+    with open(os.path.join(ROOT, "ops", "bench", "last-run.md"), "w") as f:
+        f.write(text)
+
+
+if __name__ == "__main__":
+    main()
