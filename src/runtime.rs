@@ -182,6 +182,7 @@ impl Runtime {
                             codec: remote_media.codec,
                             telephone_event_pt: remote_media.telephone_event_pt,
                         });
+                        media.command(LegCommand::Hold(remote_media.is_hold()));
                     }
                     legs.remote = remote_media;
                 }

@@ -156,6 +156,38 @@ async fn a_reinvite_moves_the_media_and_shutdown_ends_calls_with_bye() {
     stopper.await.unwrap();
 }
 
+#[tokio::test]
+async fn a_caller_who_puts_the_call_on_hold_gets_no_rtp_until_resuming() {
+    let svc = TestService::start(TestOptions { rtp_slot: 7, ..Default::default() }).await;
+    let mut uac = Uac::udp(svc.udp()).await;
+    let offer = uac.sdp_offer("0 101", &te(101));
+    assert_eq!(uac.call(&offer).await.status(), Some(200));
+    assert!(uac.count_rtp(Duration::from_millis(300)).await >= 8, "the welcome prompt flows");
+
+    for (branch, direction, expect_rtp) in [("hold", "a=sendonly", false), ("unhold", "a=sendrecv", true)] {
+        let offer = uac.sdp_offer("0 101", &te(101)).replace("a=sendrecv", direction);
+        uac.cseq += 1;
+        let reinvite = uac.request("INVITE", branch, "", &offer, "application/sdp");
+        uac.send_raw(&reinvite).await;
+        let ok = uac.expect(SECS, |m| m.status().map(|s| s >= 200).unwrap_or(false)).await;
+        assert_eq!(ok.status(), Some(200));
+        if !expect_rtp {
+            assert!(ok.body.contains("a=recvonly"), "RFC 3264: sendonly is answered recvonly: {}", ok.body);
+        }
+        let ack = uac.request("ACK", &format!("{branch}-ack"), "", "", "");
+        uac.send_raw(&ack).await;
+        // Drain what was in flight before the re-INVITE took effect, then count.
+        uac.count_rtp(Duration::from_millis(100)).await;
+        let packets = uac.count_rtp(Duration::from_millis(400)).await;
+        if expect_rtp {
+            assert!(packets >= 10, "resumed: {packets} packets");
+        } else {
+            assert_eq!(packets, 0, "on hold, centralino sends nothing");
+        }
+    }
+    svc.service.shutdown().await;
+}
+
 /// Polls the live-calls API until some call is in `stage`.
 async fn wait_for_stage(svc: &TestService, stage: &str) -> String {
     let needle = format!("\"stage\":\"{stage}\"");

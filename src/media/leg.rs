@@ -28,6 +28,9 @@ pub enum LegCommand {
     Retarget { remote: SocketAddr, codec: Codec, telephone_event_pt: Option<u8> },
     /// Relay media to and from another leg (the caller ↔ operator bridge).
     Bridge { peer: mpsc::Sender<RelayFrame> },
+    /// The peer put the call on hold (`sendonly`/`inactive`/`c=0.0.0.0`, RFC 3264 §8.4): send
+    /// nothing until it resumes; playback keeps its place and timing.
+    Hold(bool),
 }
 
 /// Media received on one bridged leg, for the other.
@@ -120,6 +123,7 @@ impl MediaLeg {
             last_rx: now,
             reported: Default::default(),
             peer: None,
+            held: false,
         };
         tokio::spawn(driver.run(rx, relay_rx));
         Ok(MediaLeg { commands: tx, relay: relay_tx, local })
@@ -156,6 +160,8 @@ struct LegDriver {
     reported: super::session::MediaStats,
     /// The bridged leg's relay input.
     peer: Option<mpsc::Sender<RelayFrame>>,
+    /// On hold: packets are produced (timing continues) but not sent.
+    held: bool,
 }
 
 impl LegDriver {
@@ -231,6 +237,7 @@ impl LegDriver {
                 self.session.play(now, Playback::Music { clip, offset_hint: 0 });
             }
             LegCommand::Stop => self.session.stop(now),
+            LegCommand::Hold(held) => self.held = held,
             LegCommand::Bridge { peer } => {
                 self.session.set_relaying(now, true);
                 self.peer = Some(peer);
@@ -246,7 +253,9 @@ impl LegDriver {
 
     async fn flush(&mut self) {
         while let Some(packet) = self.session.poll_transmit() {
-            let _ = self.socket.send_to(&packet, self.remote).await;
+            if !self.held {
+                let _ = self.socket.send_to(&packet, self.remote).await;
+            }
         }
         while let Some(event) = self.session.poll_event() {
             if self.operator.is_some() && matches!(event, MediaEvent::Digit(_) | MediaEvent::PlaybackFinished { .. }) {
