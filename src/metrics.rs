@@ -30,8 +30,31 @@ pub struct MetricsSources {
 impl MetricsSources {
     /// The engine's histograms (waits, talk times, estimate errors). Filled in when the engine
     /// keeps them; see `histogram_family`.
-    fn histograms(&self, _stats: &StatsSnapshot) -> Vec<proto::MetricFamily> {
-        Vec::new()
+    fn histograms(&self, stats: &StatsSnapshot) -> Vec<proto::MetricFamily> {
+        let c = &stats.counters;
+        fn series<'h>(labels: Vec<(&'static str, String)>, h: &'h crate::engine::stats::Histogram) -> HistogramSeries<'h> {
+            HistogramSeries { labels, bounds: &h.bounds, counts: &h.counts, sum: h.sum, count: h.count }
+        }
+        vec![
+            histogram_family(
+                "centralino_queue_wait_seconds",
+                "Time waited in the queue, by how the wait ended",
+                c.wait_seconds
+                    .iter()
+                    .map(|((q, o), h)| series(vec![("queue", q.0.clone()), ("outcome", o.as_str().to_string())], h))
+                    .collect(),
+            ),
+            histogram_family(
+                "centralino_talk_seconds",
+                "Talk time of answered calls",
+                c.talk_seconds.iter().map(|(q, h)| series(vec![("queue", q.0.clone())], h)).collect(),
+            ),
+            histogram_family(
+                "centralino_ewt_error_seconds",
+                "Actual wait minus the wait announced at queue entry (positive: waited longer than told)",
+                c.ewt_error_seconds.iter().map(|(q, h)| series(vec![("queue", q.0.clone())], h)).collect(),
+            ),
+        ]
     }
 
     /// The text exposition for one scrape.

@@ -1,13 +1,16 @@
 //! Invariants of operators taking calls, over random event sequences on simulated time:
 //! random arrivals, IVR digits, answers, rejections, hang-ups on both sides, pauses, logins,
-//! registrations, directory reloads and time advances, under random queue settings.
+//! registrations, directory reloads, time advances, exit keys and callers' priorities, under
+//! random queue settings (limits and overflows included).
 //!
 //! Checked after every output, from the outputs alone (the model below mirrors what the
 //! runtime would know):
 //! - no operator has more offers + calls than their max calls;
 //! - no caller is offered to two operators at once, except by a ring-all queue;
 //! - a paused, logged-out, unregistered or removed operator is never offered a call;
-//! - FIFO: an offer never skips an older caller of the same queue who was never offered;
+//! - FIFO: an offer never skips an older caller of the same queue who was never offered
+//!   (checked when no caller has a priority and no queue overflows: those order by priority
+//!   and first join time instead);
 //! - every bridge is to an operator whose phone was ringing for that caller;
 //! - no caller is lost: every call ends in exactly one `CallFinished`, with no offer or
 //!   operator leg left behind (a final shutdown ends the rest).
@@ -19,7 +22,7 @@ use std::time::Duration;
 
 use centralino::engine::ids::Language;
 use centralino::engine::operators::OperatorAccount;
-use centralino::engine::{Input, Output, QueueEventKind, QueueSetup, Strategy as Routing};
+use centralino::engine::{ExitTo, Input, NoOperators, Output, QueueEventKind, QueueSetup, Strategy as Routing};
 use engine_sim::*;
 use proptest::prelude::*;
 use proptest::test_runner::TestCaseError;
@@ -42,6 +45,9 @@ struct QueueSpec {
     language_wait: u64,
     priority: i32,
     auto_pause: u32,
+    /// Limits and exits: bit 0 max wait, 1 overflow to the other queue, 2 max 2 callers,
+    /// 3 exit key `#` (to the overflow target when bit 4), 5 no operators: overflow.
+    limits: u8,
 }
 
 #[derive(Clone, Debug)]
@@ -63,6 +69,10 @@ enum Step {
     /// Reload the directory without the operators in the mask.
     Reload(u8),
     Advance(u64),
+    /// A live caller presses `#` (the exit key, where configured).
+    Exit(usize),
+    /// A live caller is given a priority.
+    Priority(usize, i32),
 }
 
 fn step() -> impl Strategy<Value = Step> {
@@ -81,6 +91,8 @@ fn step() -> impl Strategy<Value = Step> {
         1 => (0..OPERATORS).prop_map(Step::Logout),
         1 => (0u8..4).prop_map(Step::Reload),
         4 => (0u64..45).prop_map(Step::Advance),
+        1 => any::<usize>().prop_map(Step::Exit),
+        1 => (any::<usize>(), -1i32..3).prop_map(|(k, p)| Step::Priority(k, p)),
     ]
 }
 
@@ -89,8 +101,8 @@ fn operator_spec() -> impl Strategy<Value = OperatorSpec> {
 }
 
 fn queue_spec() -> impl Strategy<Value = QueueSpec> {
-    (0usize..6, 3u64..25, 0u64..4, 0u64..15, 0u64..40, -1i32..2, 0u32..4).prop_map(
-        |(strategy, ring_timeout, retry, wrap_up, language_wait, priority, auto_pause)| QueueSpec {
+    (0usize..6, 3u64..25, 0u64..4, 0u64..15, 0u64..40, -1i32..2, 0u32..4, prop_oneof![Just(0u8), any::<u8>()]).prop_map(
+        |(strategy, ring_timeout, retry, wrap_up, language_wait, priority, auto_pause, limits)| QueueSpec {
             strategy,
             ring_timeout,
             retry,
@@ -98,6 +110,7 @@ fn queue_spec() -> impl Strategy<Value = QueueSpec> {
             language_wait,
             priority,
             auto_pause,
+            limits,
         },
     )
 }
@@ -137,6 +150,9 @@ struct Model {
     entered: BTreeMap<String, Vec<String>>,
     fresh: BTreeSet<String>,
     queue_of: BTreeMap<String, String>,
+    /// Whether FIFO by ENTERQUEUE order is checked (not with priorities or overflows, which
+    /// order callers by priority and first join time instead).
+    fifo: bool,
 }
 
 impl Model {
@@ -155,7 +171,10 @@ impl Model {
                             self.fresh.insert(e.call.0.clone());
                             self.queue_of.insert(e.call.0.clone(), e.queue.0.clone());
                         }
-                        QueueEventKind::Abandon | QueueEventKind::ExitWithTimeout => {
+                        QueueEventKind::Abandon
+                        | QueueEventKind::ExitWithTimeout
+                        | QueueEventKind::ExitWithKey
+                        | QueueEventKind::Overflow => {
                             self.fresh.remove(&e.call.0);
                         }
                         QueueEventKind::Pause => {
@@ -182,8 +201,8 @@ impl Model {
                     );
                     rung.insert(op.clone());
                     let line = &self.entered[&queue.0];
-                    let me = line.iter().position(|x| *x == c).unwrap();
-                    if let Some(skipped) = line[..me].iter().find(|x| self.fresh.contains(*x)) {
+                    let me = line.iter().rposition(|x| *x == c).unwrap();
+                    if let Some(skipped) = line[..me].iter().find(|x| self.fifo && **x != c && self.fresh.contains(*x)) {
                         prop_assert!(false, "{c} offered before the older, never-offered {skipped} in {}", queue.0);
                     }
                     self.fresh.remove(&c);
@@ -232,10 +251,17 @@ fn run(ops: Vec<OperatorSpec>, queues: Vec<QueueSpec>, steps: Vec<Step>, seed: u
             language_wait: Duration::from_secs(s.language_wait),
             priority: s.priority,
             auto_pause_after: s.auto_pause,
+            max_wait: (s.limits & 1 != 0).then(|| Duration::from_secs(30)),
+            overflow: (s.limits & 2 != 0).then(|| q(if *n == "a" { "b" } else { "a" })),
+            max_callers: (s.limits & 4 != 0).then_some(2),
+            exit_key: (s.limits & 8 != 0).then_some(centralino::engine::ids::DtmfDigit::Pound),
+            exit_to: if s.limits & 16 != 0 { ExitTo::Overflow } else { ExitTo::MainMenu },
+            when_no_operators: if s.limits & 32 != 0 { NoOperators::Overflow } else { NoOperators::Join },
+            announce_interval: Some(Duration::from_secs(20)),
             ..QueueSetup::new(q(n))
         })
         .collect();
-    let mut model = Model::default();
+    let mut model = Model { fifo: queues.iter().all(|s| s.limits & 2 == 0), ..Model::default() };
     for s in &setups {
         if s.strategy == Routing::RingAll {
             model.ring_all.insert(s.name.0.clone());
@@ -343,6 +369,21 @@ fn run(ops: Vec<OperatorSpec>, queues: Vec<QueueSpec>, steps: Vec<Step>, seed: u
                 sim.input(Input::DirectoryLoaded { operators: kept })
             }
             Step::Advance(s) => sim.advance(Duration::from_secs(s)),
+            Step::Exit(k) | Step::Priority(k, _) => {
+                let live: Vec<String> = model.live.iter().cloned().collect();
+                if live.is_empty() {
+                    continue;
+                }
+                let call = cid(&live[k % live.len()]);
+                match step {
+                    Step::Exit(_) => sim.input(Input::DigitPressed { call, digit: centralino::engine::ids::DtmfDigit::Pound }),
+                    Step::Priority(_, priority) => {
+                        model.fifo = false;
+                        sim.input(Input::CallerPriority { call, priority })
+                    }
+                    _ => unreachable!(),
+                }
+            }
         };
         model.observe(&out)?;
     }

@@ -266,16 +266,57 @@ def waiting(args):
     return rows
 
 
+def route_latency(args):
+    """Time from the caller's INFO digit (the caller enters a queue with a free operator) to
+    centralino's INVITE leaving for the operator, from a tshark capture on lo: callers come
+    one at a time (2 calls/s), so each INFO is followed by exactly one offer."""
+    if not shutil.which("tshark"):
+        return {"skipped": "tshark not installed"}
+    with tempfile.TemporaryDirectory() as wd:
+        svc = Service(wd, "sqlite:///dev/shm/centralino-bench-route.db")
+        svc.cli("operators", "add", "route1", "--password", "pw-route1", "--queue", "tributi:1", "--max-calls", "100")
+        svc.start()
+        phone = start_operator(svc, wd, "route1", 120, talk_ms=300)
+        time.sleep(2)  # the operator's REGISTER round trip
+        pcap = os.path.join(wd, "route.pcap")
+        cap = subprocess.Popen(["tshark", "-i", "lo", "-f", f"udp port {svc.sip}", "-w", pcap, "-q"],
+                               stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+        time.sleep(2)  # tshark needs a moment before it captures ("Capturing on" is on stderr)
+        calls = args.route_calls
+        run_callers(svc, wd, 2, calls, "2", 2000, 0, calls // 2 + 30)
+        time.sleep(1)
+        cap.terminate()
+        cap.wait(timeout=10)
+        out = subprocess.run(["tshark", "-r", pcap, "-Y", "sip.Method == \"INFO\" || sip.Method == \"INVITE\"",
+                              "-T", "fields", "-e", "frame.time_epoch", "-e", "sip.Method", "-e", "udp.srcport"],
+                             capture_output=True, text=True).stdout
+        phone.kill()
+        svc.stop()
+    pending, deltas = None, []
+    for line in out.splitlines():
+        parts = line.split("\t")
+        if len(parts) < 3:
+            continue
+        t, method, src = float(parts[0]), parts[1], int(parts[2])
+        if method == "INFO":
+            pending = t
+        elif method == "INVITE" and src == svc.sip and pending is not None:
+            deltas.append((t - pending) * 1000)
+            pending = None
+    return {"samples": len(deltas), "p50_ms": pct(deltas, 50), "p99_ms": pct(deltas, 99), "load": loadavg()}
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--steps", default="50,100,200,400")
     ap.add_argument("--seconds", type=int, default=10, help="seconds of calls per step")
     ap.add_argument("--waiting", default="1000,5000")
     ap.add_argument("--postgres", default="", help="also run throughput against this PostgreSQL URL")
+    ap.add_argument("--route-calls", type=int, default=100, help="calls for the routing-latency run")
     ap.add_argument("--quick", action="store_true", help="one small step of each, for a smoke test")
     args = ap.parse_args()
     if args.quick:
-        args.steps, args.seconds, args.waiting = "20", 3, "100"
+        args.steps, args.seconds, args.waiting, args.route_calls = "20", 3, "100", 10
     args.steps = [int(x) for x in args.steps.split(",") if x]
     args.waiting = [int(x) for x in args.waiting.split(",") if x]
     if not shutil.which("sipp"):
@@ -301,6 +342,8 @@ def main():
     for r in wt:
         out.append(f"| {r['callers']} | {r['queued']:.0f} | {r['cpu_cores']:.2f} | {r['rss_mb']:.0f} | {r['kb_per_caller']:.1f} | "
                    f"{r['rtp_pps']:.0f} | {r['expected_pps']:.0f} | {r['ports_after']:.0f} | {r['fds_before_after']} | {r['load']} |")
+    rl = route_latency(args)
+    out += ["", f"Routing latency (caller's INFO digit -> INVITE to a free operator, tshark on lo): {json.dumps(rl)}"]
     text = "\n".join(out) + "\n"
     print(text)
     with open(os.path.join(ROOT, "ops", "bench", "last-run.md"), "w") as f:

@@ -49,8 +49,8 @@ impl Stage {
     }
 }
 
-/// A queued caller's offers.
-#[derive(Debug, Default)]
+/// A queued caller's offers and what they were told.
+#[derive(Debug)]
 pub struct Waiting {
     /// Operators whose phone rings for this caller now, and since when.
     pub rung: BTreeMap<OperatorId, Instant>,
@@ -60,10 +60,36 @@ pub struct Waiting {
     pub retry_at: Option<Instant>,
     /// The position the caller had on entering the queue (1-based).
     pub original_position: usize,
-    /// The caller's priority within the queue (higher first; 0 for now).
+    /// The caller's priority within the queue (higher first; default 0).
     pub priority: i32,
-    /// Entry order across all queues, to keep FIFO among callers queued at the same instant.
+    /// Entry order across all queues, to keep FIFO among callers queued at the same instant
+    /// (kept through an overflow, like the join time).
     pub entry_seq: u64,
+    /// When the caller entered this queue (the max wait counts from here; the caller's join
+    /// time, [`Call::queued_at`], is kept through an overflow).
+    pub entered_at: Instant,
+    /// The position last told to the caller, as spoken (11 = "more than ten ahead"); updates
+    /// only ever say a lower one.
+    pub told_position: Option<usize>,
+    /// The next informational prompt to play.
+    pub info_next: usize,
+}
+
+impl Waiting {
+    /// A caller entering a queue at `entered_at`.
+    pub fn new(entered_at: Instant, original_position: usize, priority: i32, entry_seq: u64) -> Waiting {
+        Waiting {
+            rung: BTreeMap::new(),
+            tried: BTreeSet::new(),
+            retry_at: None,
+            original_position,
+            priority,
+            entry_seq,
+            entered_at,
+            told_position: None,
+            info_next: 0,
+        }
+    }
 }
 
 /// A caller talking to an operator.
@@ -178,8 +204,22 @@ pub struct Call {
     pub ivr_path: Vec<String>,
     /// The queue the caller chose, once chosen.
     pub queue: Option<QueueName>,
-    /// When the caller entered the queue.
+    /// When the caller first joined a queue (kept when overflowed to another).
     pub queued_at: Option<Instant>,
+    /// When the caller left the last queue without an operator (timeout, refusal, drain), so
+    /// the recorded wait leaves out the goodbye message.
+    pub left_queue_at: Option<Instant>,
+    /// The caller's priority in queues (higher first; [`Input::CallerPriority`]).
+    ///
+    /// [`Input::CallerPriority`]: super::Input::CallerPriority
+    pub priority: i32,
+    /// Overflows so far (bounded, so two queues overflowing to each other cannot loop).
+    pub overflows: u32,
+    /// The expected wait told on first entering a queue.
+    pub announced_wait: Option<Duration>,
+    /// The expected wait told on entering the current queue, and when: its error is measured
+    /// when an operator answers.
+    pub entry_estimate: Option<(Instant, Duration)>,
     /// The last playback sequence number handed to media, so stale "finished" events are ignored.
     pub last_seq: u64,
     /// When this playback finishes, centralino hangs up with this outcome.
@@ -255,4 +295,7 @@ pub struct CallRecord {
     pub answered_at: Option<jiff::Timestamp>,
     /// Time talking to the operator, if answered.
     pub talk: Option<Duration>,
+    /// The expected wait told to the caller on first entering a queue (before rounding to the
+    /// spoken minutes), to compare with `wait`; `None` when none was told.
+    pub announced_wait: Option<Duration>,
 }

@@ -1,15 +1,18 @@
-//! The caller's side of a call: arrival, answer, IVR, closed hours, joining a queue, draining
-//! at closing, hanging up, shutdown, and the final record.
+//! The caller's side of a call: arrival, answer, IVR, closed hours, draining at closing,
+//! hanging up, shutdown, and the final record.
 //!
-//! Owns: the `impl Engine` methods that move a [`Call`] through its stages up to `Queued`,
-//! and [`Engine::finish`], the one place a call ends (exactly one `CallFinished` per call).
-//! Must not touch: which operator is offered a caller (`offer.rs`), operators' presence
-//! (`presence.rs`).
+//! Owns: the `impl Engine` methods that move a [`Call`] through its stages up to the IVR's
+//! choice of a queue, and [`Engine::finish`], the one place a call ends (exactly one
+//! `CallFinished` per call). A hang-up while waiting or while an operator's phone rings is
+//! `abandoned`, with the wait and the position (ABANDON).
+//! Must not touch: joining a queue and its limits (`join.rs`), what a waiting caller hears
+//! (`announce.rs`), exits (`exits.rs`), which operator is offered a caller (`offer.rs`),
+//! operators' presence (`presence.rs`).
 
 use std::time::Duration;
 
-use super::call::{Call, CallRecord, Outcome, Stage, Waiting};
-use super::ids::{CallId, DtmfDigit, Language, PromptId, QueueName};
+use super::call::{Call, CallRecord, Outcome, Stage};
+use super::ids::{CallId, DtmfDigit, Language, PromptId};
 use super::ivr::{IvrAction, IvrRun};
 use super::queue::QueueEventKind;
 use super::schedule::{self, OfficeState, Schedule};
@@ -33,6 +36,11 @@ impl Engine {
             ivr_path: Vec::new(),
             queue: None,
             queued_at: None,
+            left_queue_at: None,
+            priority: 0,
+            overflows: 0,
+            announced_wait: None,
+            entry_estimate: None,
             last_seq: 0,
             hangup_after: None,
             music_after: None,
@@ -93,7 +101,9 @@ impl Engine {
     pub(super) fn on_digit(&mut self, now: Now, id: &CallId, digit: DtmfDigit) {
         self.counters.digits += 1;
         let Some(call) = self.calls.get_mut(id) else { return };
-        if let Stage::Ivr(run) = &mut call.stage {
+        if let Stage::Queued(_) = &call.stage {
+            self.on_queued_digit(now, id, digit);
+        } else if let Stage::Ivr(run) = &mut call.stage {
             let menu = run.current_menu().map(|m| m.to_string());
             let actions = run.handle_digit(&self.ivr, now.instant, digit);
             if let Some(menu) = menu {
@@ -133,6 +143,8 @@ impl Engine {
         let outcome = match &call.stage {
             Stage::Queued(_) => {
                 if let Some(exit) = self.leave_queue(id) {
+                    let wait = now.instant.saturating_duration_since(exit.queued_at);
+                    self.counters.observe_wait(&exit.queue, Outcome::Abandoned, wait);
                     let data = vec![exit.position.to_string(), exit.original_position.to_string(), secs(now, exit.queued_at)];
                     self.queue_event(now, id, &exit.queue, None, QueueEventKind::Abandon, data);
                 }
@@ -164,20 +176,28 @@ impl Engine {
         }
     }
 
-    /// Applies what the IVR decided, then re-arms the call's IVR timer.
-    fn apply_ivr(&mut self, now: Now, id: &CallId, actions: Vec<IvrAction>) {
-        for action in actions {
+    /// Applies what the IVR decided, then re-arms the call's IVR timer. Prompts played just
+    /// before entering a queue (the transfer prompt) go with the queue's message on entering:
+    /// a new playback replaces the one playing, so they cannot be two.
+    pub(super) fn apply_ivr(&mut self, now: Now, id: &CallId, actions: Vec<IvrAction>) {
+        let mut actions = actions.into_iter().peekable();
+        let mut lead = Vec::new();
+        while let Some(action) = actions.next() {
             let Some(call) = self.calls.get_mut(id) else { return };
             match action {
                 IvrAction::Play { seq, prompts } => {
                     call.last_seq = seq;
-                    self.outputs.push_back(Output::Play { call: id.clone(), seq, prompts });
+                    if matches!(actions.peek(), Some(IvrAction::EnterQueue(_))) {
+                        lead = prompts;
+                    } else {
+                        self.outputs.push_back(Output::Play { call: id.clone(), seq, prompts });
+                    }
                 }
                 IvrAction::StopPlayback => {
                     self.outputs.push_back(Output::StopPlayback { call: id.clone() });
                 }
                 IvrAction::SetLanguage(lang) => call.language = lang,
-                IvrAction::EnterQueue(queue) => self.enter_queue(now, id, queue),
+                IvrAction::EnterQueue(queue) => self.enter_queue(now, id, queue, std::mem::take(&mut lead)),
                 IvrAction::Hangup => {
                     self.outputs.push_back(Output::HangupCall { call: id.clone() });
                     self.finish(now, id, Outcome::Completed);
@@ -186,55 +206,6 @@ impl Engine {
             }
         }
         self.rearm_call_timer(id);
-    }
-
-    fn enter_queue(&mut self, now: Now, id: &CallId, queue_name: QueueName) {
-        let Some(call) = self.calls.get_mut(id) else { return };
-        if let Stage::Ivr(run) = &call.stage {
-            call.ivr_path = run.path().to_vec();
-            call.language = run.language();
-        }
-        call.queue = Some(queue_name.clone());
-        let Some(queue) = self.queues.get_mut(&queue_name) else {
-            // The scripts are validated against the configured queues; hang up rather than
-            // leave the caller in a line nobody serves.
-            let bye = vec![PromptId::new(call.language, "arrivederci")];
-            play_then_hang_up(&mut self.outputs, call, bye, Outcome::Completed);
-            return;
-        };
-        if let Some(hours) = &queue.setup.hours {
-            if let OfficeState::Closed { opens_at, .. } = hours.state_at_timestamp(now.wall) {
-                // The office is open but this desk is not: say so and when it reopens.
-                let why = vec!["sportello_chiuso".into()];
-                let prompts = closed_message(hours, now, call.language, why, opens_at.as_ref());
-                play_then_hang_up(&mut self.outputs, call, prompts, Outcome::Closed);
-                return;
-            }
-        }
-        self.entry_seq += 1;
-        let priority = 0;
-        let position = queue.push(id.clone(), priority);
-        call.stage = Stage::Queued(Waiting {
-            original_position: position,
-            priority,
-            entry_seq: self.entry_seq,
-            ..Waiting::default()
-        });
-        call.queued_at = Some(now.instant);
-        if !queue.setup.language_wait.is_zero() {
-            self.timers.set(TimerKey::LanguageWait(id.clone()), now.instant + queue.setup.language_wait);
-        }
-        *self.counters.queue_entered.entry(queue_name.clone()).or_default() += 1;
-        // Whatever the IVR queued to play (the transfer prompt) is followed by the waiting
-        // prompt, then music on hold until an operator takes the call.
-        let seq = call.last_seq + 1;
-        call.last_seq = seq;
-        call.music_after = Some(seq);
-        let lang = call.language;
-        let caller = call.caller.clone();
-        self.outputs.push_back(Output::Play { call: id.clone(), seq, prompts: vec![PromptId::new(lang, "attesa")] });
-        let data = vec![String::new(), caller, position.to_string()];
-        self.queue_event(now, id, &queue_name, None, QueueEventKind::EnterQueue, data);
     }
 
     /// Arms the next look at the office hours: the next closing plus the drain time.
@@ -271,10 +242,13 @@ impl Engine {
         let queued: Vec<CallId> = self.queues.values().flat_map(|q| q.callers().cloned().collect::<Vec<_>>()).collect();
         for id in queued {
             if let Some(exit) = self.leave_queue(&id) {
+                let wait = now.instant.saturating_duration_since(exit.queued_at);
+                self.counters.observe_wait(&exit.queue, Outcome::Closed, wait);
                 let data = vec![exit.position.to_string(), exit.original_position.to_string(), secs(now, exit.queued_at)];
                 self.queue_event(now, &id, &exit.queue, None, QueueEventKind::ExitWithTimeout, data);
             }
             let Some(call) = self.calls.get_mut(&id) else { continue };
+            call.left_queue_at = Some(now.instant);
             let lang = call.language;
             call.music_after = None;
             let prompts = vec![PromptId::new(lang, "chiusura_coda"), PromptId::new(lang, "arrivederci")];
@@ -304,9 +278,10 @@ impl Engine {
         self.timers.cancel(&TimerKey::Call(id.clone()));
         let Some(mut call) = self.calls.remove(id) else { return };
         if let Stage::Ivr(run) = &call.stage {
-            call.ivr_path = run.path().to_vec();
+            extend_path(&mut call.ivr_path, run.path());
             call.language = run.language();
         }
+        let left = call.left_queue_at.unwrap_or(now.instant);
         let mut record = CallRecord {
             id: call.id.clone(),
             caller: std::mem::take(&mut call.caller),
@@ -316,14 +291,23 @@ impl Engine {
             ivr_path: std::mem::take(&mut call.ivr_path),
             queue: call.queue.clone(),
             outcome,
-            wait: call.queued_at.map(|t| now.instant.saturating_duration_since(t)),
+            wait: call.queued_at.map(|t| left.saturating_duration_since(t)),
             operator: None,
             answered_at: None,
             talk: None,
+            announced_wait: call.announced_wait,
         };
         if let Stage::Connected(c) = &call.stage {
             let talk = now.instant.saturating_duration_since(c.answered_at);
             self.release_operator(now, &c.operator, id, talk, call.queue.as_ref());
+            if let Some(queue) = &call.queue {
+                if let Some(q) = self.queues.get_mut(queue) {
+                    q.history.observe_talk(talk);
+                }
+                if let Some(h) = self.counters.talk_seconds.get_mut(queue) {
+                    h.observe(talk.as_secs_f64());
+                }
+            }
             record.wait = Some(c.hold);
             record.operator = Some(c.operator.clone());
             record.answered_at = Some(c.answered_wall);
@@ -337,8 +321,17 @@ impl Engine {
     }
 }
 
+/// The longest menu path kept on a call (a caller going back and forth stays bounded).
+const MAX_PATH: usize = 64;
+
+/// Appends IVR choices to a call's path, up to [`MAX_PATH`].
+pub(super) fn extend_path(path: &mut Vec<String>, more: &[String]) {
+    let room = MAX_PATH.saturating_sub(path.len());
+    path.extend(more.iter().take(room).cloned());
+}
+
 /// Plays `prompts`, then hangs up with `outcome` when they finish.
-fn play_then_hang_up(outputs: &mut std::collections::VecDeque<Output>, call: &mut Call, prompts: Vec<PromptId>, outcome: Outcome) {
+pub(super) fn play_then_hang_up(outputs: &mut std::collections::VecDeque<Output>, call: &mut Call, prompts: Vec<PromptId>, outcome: Outcome) {
     call.stage = Stage::Closing;
     let seq = call.last_seq + 1;
     call.last_seq = seq;
@@ -352,7 +345,7 @@ pub(super) fn secs(now: Now, since: std::time::Instant) -> String {
 }
 
 /// A closed message in one language: why, when it reopens, goodbye.
-fn closed_message(
+pub(super) fn closed_message(
     schedule: &Schedule,
     now: Now,
     lang: Language,

@@ -8,15 +8,21 @@
 //! Must not touch: sockets, tokio, sqlx, the clock, a global RNG (STYLE.md §4). Randomness
 //! comes from a `SmallRng` seeded by [`Engine::with_rng_seed`].
 //!
-//! This file only dispatches: the caller's flow is in `flow.rs`, offers and bridging in
+//! This file only dispatches: the caller's flow is in `flow.rs`, joining a queue and its
+//! limits in `join.rs`, what a waiting caller hears in `announce.rs` (the expected wait in
+//! `estimate.rs`), leaving by max wait or exit key in `exits.rs`, offers and bridging in
 //! `offer.rs`, operators' inputs in `presence.rs`, the lines in `queue.rs`, the board in
 //! `operators.rs`, the strategies in `routing.rs`, deadlines in `timers.rs`.
 #![warn(missing_docs)]
 
+mod announce;
 pub mod call;
+mod estimate;
+mod exits;
 mod flow;
 pub mod ids;
 pub mod ivr;
+mod join;
 mod offer;
 pub mod operators;
 mod presence;
@@ -44,7 +50,7 @@ use timers::{TimerKey, Timers};
 
 /// Both clocks as read once by the driver.
 pub use crate::clock::Now;
-pub use queue::{QueueEvent, QueueEventKind, QueueSetup};
+pub use queue::{ExitTo, NoOperators, QueueEvent, QueueEventKind, QueueSetup};
 pub use routing::Strategy;
 
 /// A fact that happened, fed to the engine.
@@ -56,6 +62,15 @@ pub enum Input {
         call: CallId,
         /// Caller number or SIP user.
         caller: String,
+    },
+    /// The caller's priority in queues, when not 0 (a priority line, a returning caller):
+    /// sent right after `CallArrived`, or later (a waiting caller moves to their new place).
+    /// Higher is served first; FIFO by join time within a priority.
+    CallerPriority {
+        /// Which call.
+        call: CallId,
+        /// Higher first; default 0.
+        priority: i32,
     },
     /// The caller's ACK arrived: media flows both ways.
     CallAnswered {
@@ -240,8 +255,21 @@ pub enum Output {
 
 /// Prompts the engine itself plays (besides the IVR scripts'), in every language.
 pub fn engine_prompt_names() -> Vec<String> {
-    let mut names: Vec<String> =
-        ["attesa", "arrivederci", "chiusura_coda", "sportello_chiuso"].iter().map(|s| s.to_string()).collect();
+    let mut names: Vec<String> = [
+        "attesa",
+        "arrivederci",
+        "chiusura_coda",
+        "sportello_chiuso",
+        "attesa_scaduta",
+        "coda_piena",
+        "nessun_operatore",
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .collect();
+    // Position, expected wait, exit key and the default informational prompt. Queues'
+    // own informational prompts: `QueueSetup::prompt_names`.
+    names.extend(announce::prompt_names());
     // Confirmations of operators' feature codes (played by the runtime).
     names.extend(
         ["funzione_pausa", "funzione_ripresa", "funzione_logout", "funzione_login", "funzione_sconosciuta"]
@@ -251,6 +279,9 @@ pub fn engine_prompt_names() -> Vec<String> {
     names.extend(schedule::speech::all_fragment_names());
     names
 }
+
+/// Mixed into the seed of the estimates' RNG.
+const ESTIMATE_SEED: u64 = 0x5eed_e57a_7e00_0001;
 
 /// The engine. See the module docs for the run loop contract.
 pub struct Engine {
@@ -263,6 +294,9 @@ pub struct Engine {
     outputs: VecDeque<Output>,
     counters: Counters,
     rng: SmallRng,
+    /// Draws for the expected-wait estimates (separate, so estimates never shift routing's
+    /// tie-breaks); seeded from the same seed.
+    estimate_rng: SmallRng,
     /// Counts queue entries, so callers queued at the same instant keep their order.
     entry_seq: u64,
     shutting_down: bool,
@@ -276,16 +310,18 @@ impl Engine {
     /// knows no operators until `DirectoryLoaded`; its RNG seed is 0 unless
     /// [`Engine::with_rng_seed`] sets one.
     pub fn new(ivr: Arc<IvrScripts>, schedule: Schedule, queues: impl IntoIterator<Item = QueueSetup>) -> Engine {
+        let queues: BTreeMap<QueueName, Queue> = queues.into_iter().map(|q| (q.name.clone(), Queue::new(q))).collect();
         Engine {
             ivr,
             schedule,
-            queues: queues.into_iter().map(|q| (q.name.clone(), Queue::new(q))).collect(),
+            counters: Counters::for_queues(queues.keys()),
+            queues,
             calls: HashMap::new(),
             board: Board::default(),
             timers: Timers::default(),
             outputs: VecDeque::new(),
-            counters: Counters::default(),
             rng: SmallRng::seed_from_u64(0),
+            estimate_rng: SmallRng::seed_from_u64(ESTIMATE_SEED),
             entry_seq: 0,
             shutting_down: false,
             answer_delay: Duration::ZERO,
@@ -296,6 +332,7 @@ impl Engine {
     /// Seeds the RNG that breaks routing ties (the driver passes e.g. a boot-time random).
     pub fn with_rng_seed(mut self, seed: u64) -> Engine {
         self.rng = SmallRng::seed_from_u64(seed);
+        self.estimate_rng = SmallRng::seed_from_u64(seed ^ ESTIMATE_SEED);
         self
     }
 
@@ -315,6 +352,7 @@ impl Engine {
     pub fn handle_input(&mut self, now: Now, input: Input) {
         match input {
             Input::CallArrived { call, caller } => self.on_arrived(now, call, caller),
+            Input::CallerPriority { call, priority } => self.on_caller_priority(&call, priority),
             Input::CallAnswered { call } => self.on_answered(now, &call),
             Input::DigitPressed { call, digit } => self.on_digit(now, &call, digit),
             Input::PlaybackFinished { call, seq } => self.on_playback_finished(now, &call, seq),
@@ -342,6 +380,8 @@ impl Engine {
                 TimerKey::Ring { call, operator } => self.on_ring_timeout(now, &call, &operator),
                 // The retry delay or language wait is over: `settle` offers the caller again.
                 TimerKey::Retry(_) | TimerKey::LanguageWait(_) => {}
+                TimerKey::Announce(call) => self.on_announce_tick(now, &call),
+                TimerKey::MaxWait(call) => self.on_max_wait(now, &call),
                 TimerKey::WrapUp(operator) => self.on_wrap_up_over(&operator),
                 TimerKey::DrainCheck => self.drain_queues_if_closed(now),
             }

@@ -37,7 +37,10 @@ pub(super) struct Exit {
     /// Position in the line when leaving (1-based).
     pub(super) position: usize,
     pub(super) original_position: usize,
+    /// When the caller first joined a queue (kept through overflows).
     pub(super) queued_at: Instant,
+    /// The caller's entry order (kept through overflows, like the join time).
+    pub(super) entry_seq: u64,
 }
 
 impl Engine {
@@ -222,6 +225,14 @@ impl Engine {
         let Some(exit) = self.leave_queue(id) else { return };
         let Some(call) = self.calls.get_mut(id) else { return };
         let hold = now.instant.saturating_duration_since(exit.queued_at);
+        let ring = now.instant.saturating_duration_since(since);
+        self.counters.observe_wait(&queue, super::call::Outcome::Answered, hold);
+        if let Some(q) = self.queues.get_mut(&queue) {
+            q.history.observe_ring(ring);
+        }
+        if let (Some((told_at, told)), Some(errors)) = (call.entry_estimate.take(), self.counters.ewt_error_seconds.get_mut(&queue)) {
+            errors.observe(now.instant.saturating_duration_since(told_at).as_secs_f64() - told.as_secs_f64());
+        }
         call.stage = Stage::Connected(Connected {
             operator: operator.clone(),
             answered_at: now.instant,
@@ -291,20 +302,21 @@ impl Engine {
         let call = self.calls.get(id)?;
         let Stage::Queued(w) = &call.stage else { return None };
         let rung: Vec<OperatorId> = w.rung.keys().cloned().collect();
-        let original_position = w.original_position;
+        let (original_position, entry_seq) = (w.original_position, w.entry_seq);
         for operator in rung {
             if self.withdraw_offer(id, &operator).is_some() {
                 self.outputs.push_back(Output::CancelOffer { call: id.clone(), operator });
             }
         }
-        self.timers.cancel(&TimerKey::Retry(id.clone()));
-        self.timers.cancel(&TimerKey::LanguageWait(id.clone()));
+        for key in [TimerKey::Retry(id.clone()), TimerKey::LanguageWait(id.clone()), TimerKey::Announce(id.clone()), TimerKey::MaxWait(id.clone())] {
+            self.timers.cancel(&key);
+        }
         let call = self.calls.get_mut(id)?;
         let queue = call.queue.clone()?;
         let queued_at = call.queued_at?;
         call.stage = Stage::Closing;
         let position = self.queues.get_mut(&queue).and_then(|q| q.remove(id)).unwrap_or(0);
-        Some(Exit { queue, position, original_position, queued_at })
+        Some(Exit { queue, position, original_position, queued_at, entry_seq })
     }
 
     /// Emits one queue_log line.

@@ -260,6 +260,13 @@ impl Board {
         self.operators.values().filter(|op| op.can_take(self.registered.contains(&op.account.id)))
     }
 
+    /// Operators logged in now (in the directory, registered, not logged out), paused or not.
+    pub(crate) fn logged_in(&self) -> impl Iterator<Item = &Operator> {
+        self.operators
+            .values()
+            .filter(|op| op.in_directory && !op.logged_out && self.registered.contains(&op.account.id))
+    }
+
     /// An operator's derived state.
     pub(crate) fn state_of(&self, op: &Operator) -> (OperatorState, Option<String>) {
         op.state(self.registered.contains(&op.account.id))

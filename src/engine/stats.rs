@@ -1,8 +1,9 @@
 //! Counters and gauges as plain data, read by `metrics.rs` at scrape time.
 //!
-//! Owns: the numbers, and [`Engine::stats`] which computes the gauges. Gauges are derived
-//! from the live state when read, never incremented and decremented by hand; counters only
-//! go up.
+//! Owns: the numbers, [`Histogram`], and [`Engine::stats`] which computes the gauges. Gauges
+//! are derived from the live state when read, never incremented and decremented by hand;
+//! counters and histograms only go up. Every queue has its histograms from start-up (zeros),
+//! so metrics show them before the first call.
 
 use std::collections::BTreeMap;
 
@@ -31,6 +32,97 @@ pub struct Counters {
     pub auto_pauses: BTreeMap<QueueName, u64>,
     /// DTMF digits the engine received.
     pub digits: u64,
+    /// Callers who left each queue with its exit key.
+    pub exit_key: BTreeMap<QueueName, u64>,
+    /// Time waited in each queue, by how the wait ended: answered (at the answer), abandoned,
+    /// timeout, overflow (moved or sent to a message at max wait, or by the exit key) and
+    /// closed (drained at closing). Buckets [`WAIT_BUCKETS`]. An overflowed caller's wait in
+    /// the next queue counts from their first join.
+    pub wait_seconds: BTreeMap<(QueueName, Outcome), Histogram>,
+    /// Talk time of each queue's answered calls. Buckets [`TALK_BUCKETS`].
+    pub talk_seconds: BTreeMap<QueueName, Histogram>,
+    /// Answered callers' real wait minus the wait announced on entering the queue (positive:
+    /// waited longer than told). Buckets [`EWT_ERROR_BUCKETS`].
+    pub ewt_error_seconds: BTreeMap<QueueName, Histogram>,
+}
+
+/// Upper bounds of the wait histograms, in seconds.
+pub const WAIT_BUCKETS: [f64; 14] = [5.0, 10.0, 15.0, 20.0, 30.0, 45.0, 60.0, 90.0, 120.0, 180.0, 300.0, 600.0, 900.0, 1800.0];
+/// Upper bounds of the talk histograms, in seconds.
+pub const TALK_BUCKETS: [f64; 9] = [30.0, 60.0, 120.0, 180.0, 300.0, 600.0, 900.0, 1800.0, 3600.0];
+/// Upper bounds of the estimate error histograms, in seconds (signed).
+pub const EWT_ERROR_BUCKETS: [f64; 13] =
+    [-600.0, -300.0, -120.0, -60.0, -30.0, -10.0, 0.0, 10.0, 30.0, 60.0, 120.0, 300.0, 600.0];
+/// The outcomes a queue's wait histogram is kept for.
+pub const WAIT_OUTCOMES: [Outcome; 5] =
+    [Outcome::Answered, Outcome::Abandoned, Outcome::Timeout, Outcome::Overflow, Outcome::Closed];
+
+impl Counters {
+    /// Zeroed counters with every histogram of every queue in place.
+    pub fn for_queues<'a>(queues: impl IntoIterator<Item = &'a QueueName>) -> Counters {
+        let mut c = Counters::default();
+        for q in queues {
+            for outcome in WAIT_OUTCOMES {
+                c.wait_seconds.insert((q.clone(), outcome), Histogram::new(&WAIT_BUCKETS));
+            }
+            c.talk_seconds.insert(q.clone(), Histogram::new(&TALK_BUCKETS));
+            c.ewt_error_seconds.insert(q.clone(), Histogram::new(&EWT_ERROR_BUCKETS));
+        }
+        c
+    }
+
+    /// Notes a wait in `queue` that ended with `outcome`.
+    pub(crate) fn observe_wait(&mut self, queue: &QueueName, outcome: Outcome, wait: std::time::Duration) {
+        self.wait_seconds
+            .entry((queue.clone(), outcome))
+            .or_insert_with(|| Histogram::new(&WAIT_BUCKETS))
+            .observe(wait.as_secs_f64());
+    }
+}
+
+/// A histogram as plain data, in Prometheus' shape: `counts[i]` holds the observations
+/// `<= bounds[i]` and `> bounds[i - 1]` (not cumulative); the last count, one past the
+/// bounds, holds those above every bound (`+Inf`).
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Histogram {
+    /// Upper bounds, increasing.
+    pub bounds: Vec<f64>,
+    /// Observations per bucket; `bounds.len() + 1` entries.
+    pub counts: Vec<u64>,
+    /// Sum of the observations.
+    pub sum: f64,
+    /// Number of observations.
+    pub count: u64,
+}
+
+impl Histogram {
+    /// An empty histogram over `bounds` (increasing).
+    pub fn new(bounds: &[f64]) -> Histogram {
+        Histogram { bounds: bounds.to_vec(), counts: vec![0; bounds.len() + 1], sum: 0.0, count: 0 }
+    }
+
+    /// Adds one observation.
+    pub fn observe(&mut self, v: f64) {
+        let at = self.bounds.partition_point(|b| *b < v);
+        if let Some(n) = self.counts.get_mut(at) {
+            *n += 1;
+        }
+        self.sum += v;
+        self.count += 1;
+    }
+
+    /// Cumulative counts per bound (observations `<= bounds[i]`), as Prometheus exposes them;
+    /// the `+Inf` bucket is [`Histogram::count`].
+    pub fn cumulative(&self) -> Vec<u64> {
+        self.counts
+            .iter()
+            .take(self.bounds.len())
+            .scan(0, |acc, n| {
+                *acc += n;
+                Some(*acc)
+            })
+            .collect()
+    }
 }
 
 /// A point-in-time view for metrics: counters plus gauges computed from live state.
@@ -97,5 +189,30 @@ impl Engine {
                 .collect(),
             office_open: matches!(self.schedule.state_at_timestamp(now.wall), OfficeState::Open { .. }),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_histogram_counts_each_value_in_the_first_bucket_at_or_above_it() {
+        let mut h = Histogram::new(&[-10.0, 0.0, 10.0]);
+        for v in [-20.0, -10.0, -5.0, 0.0, 3.0, 10.0, 11.0] {
+            h.observe(v);
+        }
+        assert_eq!(h.counts, vec![2, 2, 2, 1]);
+        assert_eq!(h.cumulative(), vec![2, 4, 6]);
+        assert_eq!((h.count, h.sum), (7, -11.0));
+    }
+
+    #[test]
+    fn every_queue_has_its_histograms_from_the_start() {
+        let names = [QueueName("a".into()), QueueName("b".into())];
+        let c = Counters::for_queues(&names);
+        assert_eq!(c.wait_seconds.len(), 2 * WAIT_OUTCOMES.len());
+        assert_eq!(c.talk_seconds[&names[1]].counts.len(), TALK_BUCKETS.len() + 1);
+        assert_eq!(c.ewt_error_seconds[&names[0]].bounds, EWT_ERROR_BUCKETS.to_vec());
     }
 }

@@ -25,6 +25,10 @@ pub(crate) enum TimerKey {
     Retry(CallId),
     /// The caller's language wait is over: any operator may take the call.
     LanguageWait(CallId),
+    /// Time for the waiting caller's next update (position and wait, or information).
+    Announce(CallId),
+    /// The caller has waited the queue's max wait.
+    MaxWait(CallId),
     /// The operator's wrap-up time is over.
     WrapUp(OperatorId),
     /// Look at the office hours to drain the queues after closing.

@@ -128,6 +128,7 @@ fn record(id: &str, at: &str, queue: Option<&str>, outcome: Outcome, wait_s: Opt
         operator: None,
         answered_at: None,
         talk: None,
+        announced_wait: None,
     }
 }
 
