@@ -82,7 +82,11 @@ pub async fn start_with_records(
     for q in &config.queues {
         queues.push(q.setup().map_err(|e| anyhow::anyhow!("queue {}: {e}", q.name))?);
     }
-    let missing = ivr.missing(crate::engine::engine_prompt_names().iter().map(String::as_str));
+    let mut needed = crate::engine::engine_prompt_names();
+    for q in &queues {
+        needed.extend(q.prompt_names());
+    }
+    let missing = ivr.missing(needed.iter().map(String::as_str));
     if !missing.is_empty() {
         let list: Vec<String> = missing.iter().map(|p| p.to_string()).collect();
         anyhow::bail!("prompts the engine needs have no recording: {}", list.join(", "));

@@ -39,7 +39,13 @@ pub fn check(path: Option<&Path>) -> anyhow::Result<ExitCode> {
     let queues: Vec<QueueName> = config.queues.iter().map(|q| QueueName(q.name.clone())).collect();
     match crate::ivr_scripts::load(&config.ivr.scripts, &queues) {
         Ok(loaded) => {
-            let missing = loaded.missing(crate::engine::engine_prompt_names().iter().map(String::as_str));
+            let mut needed = crate::engine::engine_prompt_names();
+            for q in &config.queues {
+                if let Ok(setup) = q.setup() {
+                    needed.extend(setup.prompt_names());
+                }
+            }
+            let missing = loaded.missing(needed.iter().map(String::as_str));
             if !missing.is_empty() {
                 let dir = config.ivr.scripts.join("prompts");
                 for p in &missing {

@@ -111,6 +111,50 @@ pub struct QueueConfig {
     /// Consecutive unanswered offers before the operator is paused ("no answer"); 0 never.
     #[serde(default = "default_auto_pause")]
     pub auto_pause_after: u32,
+    /// Most callers waiting at once (0: no limit); more go to `overflow` (or a message).
+    #[serde(default)]
+    pub max_callers: usize,
+    /// A caller who arrives while no operator of the queue is logged in: `join`, `overflow`
+    /// or `message`.
+    #[serde(default = "default_no_operators")]
+    pub when_no_operators: String,
+    /// A key that takes a waiting caller out of the queue (e.g. "#"); "" for none.
+    #[serde(default)]
+    pub exit_key: String,
+    /// Where the exit key goes: `menu` (the main menu) or `overflow`.
+    #[serde(default = "default_exit_to")]
+    pub exit_to: String,
+    /// Seconds between announcements while waiting (0: only the one on entering).
+    #[serde(default = "default_announce_interval")]
+    pub announce_interval_secs: u64,
+    /// Say the caller's position.
+    #[serde(default = "default_true")]
+    pub announce_position: bool,
+    /// Say the expected wait (when it can be estimated).
+    #[serde(default = "default_true")]
+    pub announce_wait: bool,
+    /// Prompts played in turn between position updates.
+    #[serde(default = "default_info_prompts")]
+    pub info_prompts: Vec<String>,
+    /// Talk time assumed for estimates until enough calls were measured (0: say no wait until then).
+    #[serde(default)]
+    pub expected_talk_secs: u64,
+}
+
+fn default_no_operators() -> String {
+    "join".into()
+}
+fn default_exit_to() -> String {
+    "menu".into()
+}
+fn default_announce_interval() -> u64 {
+    45
+}
+fn default_true() -> bool {
+    true
+}
+fn default_info_prompts() -> Vec<String> {
+    vec!["servizi_online".into()]
 }
 
 fn default_strategy() -> String {
@@ -155,6 +199,18 @@ impl QueueConfig {
         q.language_wait = Duration::from_secs(self.language_wait_secs);
         q.priority = self.priority;
         q.auto_pause_after = self.auto_pause_after;
+        q.max_callers = (self.max_callers > 0).then_some(self.max_callers);
+        q.when_no_operators = self.when_no_operators.parse().map_err(|_| format!("when_no_operators: {:?} (join, overflow, message)", self.when_no_operators))?;
+        q.exit_key = match self.exit_key.as_str() {
+            "" => None,
+            k => Some(k.chars().next().and_then(crate::engine::ids::DtmfDigit::from_char).filter(|_| k.chars().count() == 1).ok_or_else(|| format!("exit_key: {k:?} is not one key"))?),
+        };
+        q.exit_to = self.exit_to.parse().map_err(|_| format!("exit_to: {:?} (menu, overflow)", self.exit_to))?;
+        q.announce_interval = (self.announce_interval_secs > 0).then(|| Duration::from_secs(self.announce_interval_secs));
+        q.announce_position = self.announce_position;
+        q.announce_wait = self.announce_wait;
+        q.info_prompts = self.info_prompts.clone();
+        q.expected_talk = (self.expected_talk_secs > 0).then(|| Duration::from_secs(self.expected_talk_secs));
         Ok(q)
     }
 }
@@ -270,6 +326,11 @@ impl Config {
         for (i, q) in self.queues.iter().enumerate() {
             if q.strategy.parse::<crate::engine::Strategy>().is_err() {
                 problems.push((format!("queue[{i}].strategy"), format!("unknown strategy {:?} (longest-idle, round-robin, fewest-calls, least-talk-time, ring-all, linear)", q.strategy)));
+            }
+            if let Err(m) = q.setup() {
+                if !m.starts_with("unknown strategy") {
+                    problems.push((format!("queue[{i}]"), m));
+                }
             }
             if q.ring_timeout_secs == 0 {
                 problems.push((format!("queue[{i}].ring_timeout_secs"), "must be at least 1".into()));

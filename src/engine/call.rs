@@ -7,7 +7,10 @@
 //!     │                   │               │                 │                 ▼
 //!     └──closed hours─────┴──▶ Closing ───┴──hang-up/BYE────┴──▶ Ended ◀── Connected
 //! ```
-//! A queued caller with an offer outstanding shows as stage `ringing`.
+//! A queued caller with an offer outstanding shows as stage `ringing`. Leaving a queue
+//! without an operator: max wait, a full queue or no operator (`join.rs`, `exits.rs`) go to
+//! Queued in the overflow target, or to Closing (a message, then hang-up); the exit key goes
+//! to the overflow target or back to Ivr (the entry menu).
 //! Owns: the stage, what the caller chose and when things happened.
 //! Must not touch: SIP, media or the clock; the engine drives every change.
 
