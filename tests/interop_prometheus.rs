@@ -247,7 +247,12 @@ async fn prometheus_scrapes_live_metrics_evaluates_the_rules_and_every_dashboard
     // tributi: one SIPp operator, no wrap-up. educazione: nobody, so its caller waits.
     let opts = TestOptions {
         rtp_slot: 37,
-        queue_settings: vec![("tributi".into(), "wrap_up_secs".into(), toml::Value::Integer(0))],
+        queue_settings: vec![
+            ("tributi".into(), "wrap_up_secs".into(), toml::Value::Integer(0)),
+            // Estimates from the first call on (not after 10 measured calls), so the second
+            // caller is told a wait and the expected-wait accuracy panels get data.
+            ("tributi".into(), "expected_talk_secs".into(), toml::Value::Integer(3)),
+        ],
         ..Default::default()
     };
     let (config, data) = TestService::prepare(&opts);
