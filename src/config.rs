@@ -18,6 +18,9 @@ pub const DEFAULT_CONFIG: &str = include_str!("default_config.toml");
 /// Prefix of environment overrides: `CENTRALINO_<SECTION>__<KEY>`.
 const ENV_PREFIX: &str = "CENTRALINO_";
 
+/// The top-level keys an environment override may start with.
+const CONFIG_SECTIONS: [&str; 7] = ["node", "sip", "media", "http", "database", "ivr", "schedule"];
+
 /// The whole configuration.
 #[derive(Clone, Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -405,6 +408,11 @@ fn apply_env(tree: &mut toml::Table, env: &[(String, String)]) -> Result<(), Str
     for (name, raw) in env {
         let Some(path) = name.strip_prefix(ENV_PREFIX) else { continue };
         let keys: Vec<String> = path.split("__").map(|k| k.to_ascii_lowercase()).collect();
+        // Other CENTRALINO_* variables belong to the command line (CENTRALINO_CONFIG,
+        // CENTRALINO_OPERATOR_PASSWORD) or to tests (CENTRALINO_TEST_…), not to the config.
+        if !CONFIG_SECTIONS.contains(&keys[0].as_str()) {
+            continue;
+        }
         if keys.iter().any(|k| k.is_empty()) {
             return Err(format!("{name}: empty key segment"));
         }
@@ -481,6 +489,8 @@ mod tests {
             ("CENTRALINO_DATABASE__URL".to_string(), "postgres://x/y".to_string()),
             ("CENTRALINO_SIP__LISTEN".to_string(), r#"["udp:127.0.0.1:5070"]"#.to_string()),
             ("OTHER".to_string(), "ignored".to_string()),
+            ("CENTRALINO_CONFIG".to_string(), "/etc/centralino.toml".to_string()),
+            ("CENTRALINO_TEST_POSTGRES_URL".to_string(), "postgres://x".to_string()),
         ];
         let config = Config::load_with_env(None, &env).expect("valid");
         assert_eq!(config.database.url, "postgres://x/y");

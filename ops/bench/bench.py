@@ -84,6 +84,17 @@ def metrics(http):
 
 class Service:
     def __init__(self, workdir, db_url, rtp_ports="20000-59999"):
+        if db_url.startswith("sqlite:///dev/shm/"):
+            for suffix in ("", "-wal", "-shm"):
+                path = db_url[len("sqlite://"):] + suffix
+                if os.path.exists(path):
+                    os.remove(path)
+        elif db_url.startswith("postgres"):
+            # A fresh schema per run, so accounts and records of earlier runs do not collide.
+            schema = f"bench_{os.getpid()}_{int(time.time())}"
+            subprocess.run(["psql", db_url, "-q", "-c", f"CREATE SCHEMA {schema}"], check=True)
+            sep = "&" if "?" in db_url else "?"
+            db_url = f"{db_url}{sep}options=-c%20search_path%3D{schema}"
         self.sip = free_port()
         self.http = f"127.0.0.1:{free_port(socket.SOCK_STREAM)}"
         days = ["monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday"]
@@ -104,13 +115,21 @@ class Service:
         self.env = env
         self.workdir = workdir
         self.proc = None
+        # The bench queue: no wrap-up, so a free operator is offered the next caller at once.
+        default = subprocess.run([BIN, "default-config"], capture_output=True, text=True, check=True).stdout
+        config = default.replace('name = "tributi"', 'name = "tributi"\nwrap_up_secs = 0')
+        path = os.path.join(workdir, "bench.toml")
+        with open(path, "w") as f:
+            f.write(config)
+        env["CENTRALINO_CONFIG"] = path
 
     def cli(self, *args):
         subprocess.run([BIN, *args], env=self.env, cwd=self.workdir, check=True, stdout=subprocess.DEVNULL)
 
     def start(self):
         self.log = open(os.path.join(self.workdir, "centralino.log"), "w")
-        self.proc = subprocess.Popen([BIN, "serve"], env=self.env, cwd=self.workdir, stdout=self.log, stderr=self.log)
+        self.proc = subprocess.Popen([BIN, "serve"], env=self.env, cwd=self.workdir, stdout=self.log, stderr=self.log,
+                                     preexec_fn=raise_fd_limit)
         for _ in range(100):
             try:
                 metrics(self.http)
@@ -127,6 +146,13 @@ class Service:
             except subprocess.TimeoutExpired:
                 self.proc.kill()
             self.proc = None
+
+
+def raise_fd_limit():
+    # One RTP socket per call leg: 10,000 waiting callers need more than the default 1,024 fds.
+    import resource
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    resource.setrlimit(resource.RLIMIT_NOFILE, (min(hard, 65536), hard))
 
 
 def sipp_base(target):
@@ -313,6 +339,7 @@ def main():
     ap.add_argument("--waiting", default="1000,5000")
     ap.add_argument("--postgres", default="", help="also run throughput against this PostgreSQL URL")
     ap.add_argument("--route-calls", type=int, default=100, help="calls for the routing-latency run")
+    ap.add_argument("--parts", default="throughput,waiting,route", help="which measurements to run")
     ap.add_argument("--quick", action="store_true", help="one small step of each, for a smoke test")
     args = ap.parse_args()
     if args.quick:
@@ -325,24 +352,22 @@ def main():
 
     out = [f"Machine: {os.cpu_count()} cores, {os.sysconf('SC_PHYS_PAGES') * PAGE / 2**30:.0f} GiB; SIPp and centralino share it.", ""]
     db = "sqlite:///dev/shm/centralino-bench.db"
-    for f in ["/dev/shm/centralino-bench.db", "/dev/shm/centralino-bench.db-wal", "/dev/shm/centralino-bench.db-shm"]:
-        if os.path.exists(f):
-            os.remove(f)
-    tp = throughput(args, db, "sqlite")
-    if args.postgres:
+    parts = args.parts.split(",")
+    tp = throughput(args, db, "sqlite") if "throughput" in parts else []
+    if args.postgres and "throughput" in parts:
         tp += throughput(args, args.postgres, "postgres")
     out += ["| db | calls/s | calls | ok | success % | CPU ms/call | RSS MB | setup p50 ms | setup p99 ms | load avg |",
             "|---|---|---|---|---|---|---|---|---|---|"]
     for r in tp:
         out.append(f"| {r['db']} | {r['rate']} | {r['calls']} | {r['ok']} | {r['success_pct']:.2f} | {r['cpu_ms_per_call']:.2f} | "
                    f"{r['rss_mb']:.0f} | {r['setup_p50_ms']:.0f} | {r['setup_p99_ms']:.0f} | {r['load']} |")
-    wt = waiting(args)
+    wt = waiting(args) if "waiting" in parts else []
     out += ["", "| waiting callers | queued | CPU cores | RSS MB | KB/caller | RTP pkt/s sent | expected | ports after | fds before/after | load avg |",
             "|---|---|---|---|---|---|---|---|---|---|"]
     for r in wt:
         out.append(f"| {r['callers']} | {r['queued']:.0f} | {r['cpu_cores']:.2f} | {r['rss_mb']:.0f} | {r['kb_per_caller']:.1f} | "
                    f"{r['rtp_pps']:.0f} | {r['expected_pps']:.0f} | {r['ports_after']:.0f} | {r['fds_before_after']} | {r['load']} |")
-    rl = route_latency(args)
+    rl = route_latency(args) if "route" in parts else {"skipped": True}
     out += ["", f"Routing latency (caller's INFO digit -> INVITE to a free operator, tshark on lo): {json.dumps(rl)}"]
     text = "\n".join(out) + "\n"
     print(text)

@@ -100,6 +100,12 @@ impl Engine {
 
     pub(super) fn on_digit(&mut self, now: Now, id: &CallId, digit: DtmfDigit) {
         self.counters.digits += 1;
+        if matches!(self.calls.get(id).map(|c| &c.stage), Some(Stage::Answering)) {
+            // A key can only come over an established call: the ACK is on its way through
+            // another transaction (SIPp sends ACK and INFO back to back). Start the call now
+            // rather than lose the key.
+            self.on_answered(now, id);
+        }
         let Some(call) = self.calls.get_mut(id) else { return };
         if let Stage::Queued(_) = &call.stage {
             self.on_queued_digit(now, id, digit);
