@@ -88,7 +88,33 @@ async fn sipp_operators_register_with_digest_and_take_20_calls_from_two_queues()
     assert_eq!(by_operator.len(), 5, "{by_operator:?}");
     assert!(by_operator.values().all(|&n| n <= 6), "{by_operator:?}");
     assert_eq!(svc.service.ports.in_use(), 0, "every RTP port of both legs is back");
-    svc.service.shutdown().await;
+    let db = svc.config.database.url.clone();
+    let scripts = svc.config.ivr.scripts.clone();
+    svc.service.shutdown().await; // the writer drains before this returns
+
+    // What SIPp saw (20 answered: 10 per queue) is what the records and the report say.
+    let today = svc_today();
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_centralino"))
+        .args(["report", "--format", "json", "--from", &today])
+        .env("CENTRALINO_DATABASE__URL", &db)
+        .env("CENTRALINO_IVR__SCRIPTS", scripts.display().to_string())
+        .output()
+        .expect("centralino report runs");
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout).expect("JSON");
+    let row = |q: &str| report["rows"].as_array().unwrap().iter().find(|r| r["queue"] == q).cloned().unwrap_or_default();
+    for q in ["tributi", "educazione"] {
+        let r = row(q);
+        assert_eq!((r["offered"].as_u64(), r["answered"].as_u64(), r["abandoned"].as_u64()), (Some(10), Some(10), Some(0)), "{q}: {r}");
+    }
+    assert_eq!(report["total"]["calls"].as_u64(), Some(20), "{report}");
+}
+
+/// Today's date in Rome, as the report takes it.
+fn svc_today() -> String {
+    #[allow(clippy::disallowed_methods)] // the test asks for today's report
+    let now = jiff::Zoned::now().with_time_zone(jiff::tz::TimeZone::get("Europe/Rome").unwrap());
+    now.date().to_string()
 }
 
 #[tokio::test]
