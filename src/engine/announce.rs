@@ -30,7 +30,7 @@ impl Engine {
     /// The expected wait of the caller at `position` in `queue`; `None` when no operator
     /// serves it now or its talk time is not known yet.
     pub(super) fn expected_wait(&mut self, now: Now, queue: &QueueName, position: usize) -> Option<Duration> {
-        let slots = self.slots(now, queue);
+        let slots = self.slots(now, queue, position);
         let q = self.queues.get(queue)?;
         let model = Model {
             history: &q.history,
@@ -42,8 +42,11 @@ impl Engine {
     }
 
     /// The lines serving `queue` now: operators logged in and not paused who serve it, one
-    /// line per call they may take at once.
-    fn slots(&self, now: Now, queue: &QueueName) -> Vec<Slot> {
+    /// line per call they may take at once. An operator's idle lines all free at the same
+    /// moment, so more than `position` of them cannot change the caller's wait: they are
+    /// capped there (an operator with `max_calls` 5000 would otherwise cost 5000 lines in
+    /// every run of the estimate).
+    fn slots(&self, now: Now, queue: &QueueName, position: usize) -> Vec<Slot> {
         let wrap_up = self.queues.get(queue).map(|q| q.setup.wrap_up).unwrap_or_default();
         let mut slots = Vec::new();
         for op in self.board.logged_in().filter(|op| op.paused.is_none() && op.account.level_in(queue).is_some()) {
@@ -60,7 +63,7 @@ impl Engine {
                 let ours = self.calls.get(call).is_some_and(|c| c.queue.as_ref() == Some(queue));
                 slots.push(if ours { Slot::FREE } else { Slot { talking_for: Some(Duration::ZERO), then: wrap_up } });
             }
-            let idle = op.capacity().saturating_sub(op.calls.len() + op.offers.len());
+            let idle = op.capacity().saturating_sub(op.calls.len() + op.offers.len()).min(position);
             let rest = op.wrap_up_until.map(|t| t.saturating_duration_since(now.instant)).unwrap_or_default();
             slots.extend(std::iter::repeat_n(Slot { talking_for: None, then: rest }, idle));
         }
