@@ -136,7 +136,7 @@ impl Prometheus {
     /// An instant query through `/api/v1/query`: the whole JSON answer.
     async fn query_raw(&self, expr: &str) -> Value {
         let body = self.get(&format!("/api/v1/query?query={}", urlencode(expr))).await.unwrap_or_default();
-        serde_json::from_str(&body).unwrap_or_else(|_| Value::String(body))
+        serde_json::from_str(&body).unwrap_or(Value::String(body.clone()))
     }
 
     /// An instant query's vector as (labels, value); empty on any error.

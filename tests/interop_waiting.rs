@@ -12,6 +12,7 @@ use common::{sipp, TestOptions, TestService};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 #[ignore = "needs SIPp (sip-tester); about 70 s"]
+#[allow(clippy::disallowed_methods)] // measures real packet arrival times on a real socket
 async fn waiting_callers_hear_rtp_continuously_and_move_up_when_someone_ahead_hangs_up() {
     let opts = TestOptions {
         rtp_slot: 38,

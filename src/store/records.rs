@@ -335,22 +335,6 @@ async fn touch_calls<'a>(
     Ok(())
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn event_insert_numbers_placeholders_row_after_row() {
-        let sql = insert_events_sql(2);
-        assert!(
-            sql.ends_with(
-                "VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10), ($11, $12, $13, $14, $15, $16, $17, $18, $19, $20)"
-            ),
-            "{sql}"
-        );
-    }
-}
-
 /// Closes the operator's open presence row at `at` and opens one for the new state.
 async fn record_presence(
     conn: &mut AnyConnection,
@@ -373,3 +357,20 @@ async fn record_presence(
         .await?;
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn event_insert_numbers_placeholders_row_after_row() {
+        let sql = insert_events_sql(2);
+        assert!(
+            sql.ends_with(
+                "VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10), ($11, $12, $13, $14, $15, $16, $17, $18, $19, $20)"
+            ),
+            "{sql}"
+        );
+    }
+}
+

@@ -189,9 +189,11 @@ fn copy_dir(from: &std::path::Path, to: &std::path::Path) {
     }
 }
 
-/// Adds operator accounts to the test service's database before it starts:
-/// `(username, password, [(queue, level)])`.
-pub async fn add_operators(config: &Config, operators: &[(&str, &str, &[(&str, u32)])]) {
+/// An operator account to create: `(username, password, [(queue, level)])`.
+pub type OperatorSpec<'a> = (&'a str, &'a str, &'a [(&'a str, u32)]);
+
+/// Adds operator accounts to the test service's database before it starts.
+pub async fn add_operators(config: &Config, operators: &[OperatorSpec<'_>]) {
     use centralino::sip::registrar::Credentials;
     use centralino::store::operators::OperatorRow;
     let store = centralino::store::Store::open(&config.database.url).await.unwrap();

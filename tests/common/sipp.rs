@@ -18,7 +18,7 @@ pub fn free_media_port() -> u16 {
     loop {
         let s = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
         let p = s.local_addr().unwrap().port();
-        if p % 2 == 0 && p < 65000 && std::net::UdpSocket::bind(("127.0.0.1", p + 1)).is_ok() {
+        if p.is_multiple_of(2) && p < 65000 && std::net::UdpSocket::bind(("127.0.0.1", p + 1)).is_ok() {
             return p;
         }
     }

@@ -3,7 +3,6 @@
 //! or a PostgreSQL schema `t_<random>` selected through the URL's `search_path`, dropped after.
 //! No sleeps: waits are on the writer's progress, bounded by a timeout.
 #![allow(dead_code, unused_macros, unused_imports)] // each test file uses a part of the suite
-#![allow(dead_code)]
 
 use std::future::Future;
 use std::hash::{BuildHasher, Hasher};
