@@ -5,6 +5,14 @@
 
 use std::time::Instant;
 
+/// Sleeps until `deadline`, or forever when there is none (a driver's timer arm in `select!`).
+pub async fn sleep_until(deadline: Option<Instant>) {
+    match deadline {
+        Some(d) => tokio::time::sleep_until(d.into()).await,
+        None => std::future::pending().await,
+    }
+}
+
 /// Both clocks, read once by a driver: monotonic for timers, wall for opening hours and records.
 #[derive(Clone, Copy, Debug)]
 pub struct Now {

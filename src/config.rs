@@ -330,8 +330,11 @@ impl Config {
             if q.strategy.parse::<crate::engine::Strategy>().is_err() {
                 problems.push((format!("queue[{i}].strategy"), format!("unknown strategy {:?} (longest-idle, round-robin, fewest-calls, least-talk-time, ring-all, linear)", q.strategy)));
             }
-            if let Err(m) = q.setup() {
-                if !m.starts_with("unknown strategy") {
+            // The strategy and the hours are reported below with their own keys; the rest of
+            // the queue's settings are checked by building its engine view.
+            let hours_ok = q.hours.as_ref().is_none_or(|h| h.compile().is_ok());
+            if hours_ok && q.strategy.parse::<crate::engine::Strategy>().is_ok() {
+                if let Err(m) = q.setup() {
                     problems.push((format!("queue[{i}]"), m));
                 }
             }

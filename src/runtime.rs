@@ -116,7 +116,7 @@ impl Runtime {
                 Some(event) = inputs.sip.recv() => self.on_sip(event),
                 Some(event) = inputs.media.recv() => self.on_media(event),
                 Some(request) = inputs.admin.recv() => self.on_admin(request),
-                _ = sleep_until_opt(deadline) => self.engine.handle_timeout(Now::read()),
+                _ = crate::clock::sleep_until(deadline) => self.engine.handle_timeout(Now::read()),
                 _ = &mut shutdown, if stopping_since.is_none() => {
                     tracing::info!(calls = self.legs.len(), "shutting down: ending calls");
                     let now = Now::read();
@@ -288,14 +288,7 @@ impl Runtime {
                 }
                 Output::Bridge { call, operator } => self.bridge(&call, &operator),
                 Output::QueueEvent(event) => {
-                    self.write(WriteItem::Events(vec![StoredEvent {
-                        at: event.at,
-                        call_id: event.call.0,
-                        queue: event.queue.0,
-                        operator: event.operator.map(|o| o.0),
-                        event: event.kind.as_str().to_string(),
-                        data: event.data,
-                    }]));
+                    self.write(WriteItem::Events(vec![StoredEvent::from(event)]));
                 }
                 Output::OperatorStateChanged { operator, state, reason } => {
                     tracing::info!(%operator, state = state.as_str(), ?reason, "operator state");
@@ -431,12 +424,5 @@ impl Runtime {
         if let Some(media) = self.legs.get(call).and_then(|l| l.media.as_ref()) {
             media.command(cmd);
         }
-    }
-}
-
-async fn sleep_until_opt(deadline: Option<Instant>) {
-    match deadline {
-        Some(d) => tokio::time::sleep_until(d.into()).await,
-        None => std::future::pending().await,
     }
 }

@@ -9,19 +9,6 @@ use std::time::Duration;
 use centralino::engine::call::Outcome;
 use common::{sipp, TestOptions, TestService};
 
-/// Waits (by polling the admin API: no event reaches the test from the outside) until
-/// `n` operators are registered.
-async fn wait_registered(svc: &TestService, n: usize) {
-    for _ in 0..100 {
-        let ops = svc.http_get("/api/v1/operators").await;
-        if ops.matches("\"registered\":true").count() >= n {
-            return;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    panic!("operators did not register: {}", svc.http_get("/api/v1/operators").await);
-}
-
 fn info_caller_keys(digit: &str) -> Vec<(&str, &str)> {
     vec![
         ("from_user", "3331234567"),
@@ -60,7 +47,7 @@ async fn sipp_operators_register_with_digest_and_take_20_calls_from_two_queues()
     for (user, pass) in [("op1", "s1"), ("op2", "s2"), ("op3", "s3"), ("op4", "s4"), ("op5", "s5")] {
         phones.push(sipp::spawn_operator(dir.path(), svc.udp(), user, pass, "answer", 1500, Duration::from_secs(60)));
     }
-    wait_registered(&svc, 5).await;
+    common::wait_registered(&svc, 5).await;
 
     // 10 callers press 2 (Tributi) and 10 press 3 (Politiche educative), at 4 calls/s.
     let (keys2, keys3) = (info_caller_keys("2"), info_caller_keys("3"));
@@ -141,7 +128,7 @@ async fn sipp_a_noanswer_operator_is_cancelled_and_a_busy_one_skipped() {
     let _busy = sipp::spawn_operator(dir.path(), svc.udp(), "busy1", "b", "busy", 1000, Duration::from_secs(40));
     let _silent = sipp::spawn_operator(dir.path(), svc.udp(), "silent1", "s", "noanswer", 1000, Duration::from_secs(40));
     let _good = sipp::spawn_operator(dir.path(), svc.udp(), "op3", "s3", "answer", 1500, Duration::from_secs(40));
-    wait_registered(&svc, 3).await;
+    common::wait_registered(&svc, 3).await;
 
     let run = sipp::run(dir.path(), svc.udp(), "caller_info_dtmf.xml", &info_caller_keys("2"), &["-m", "1"], Duration::from_secs(30)).await;
     assert!(run.success, "{}", run.stderr);
@@ -162,7 +149,7 @@ async fn sipp_operator_feature_codes_pause_and_resume_with_a_spoken_confirmation
     let svc = TestService::start_with(config, data).await;
     let dir = tempfile::tempdir().unwrap();
     let _phone = sipp::spawn_operator(dir.path(), svc.udp(), "op1", "s1", "answer", 1000, Duration::from_secs(60));
-    wait_registered(&svc, 1).await;
+    common::wait_registered(&svc, 1).await;
     assert!(svc.http_get("/api/v1/operators").await.contains("\"state\":\"available\""));
 
     // op1 dials *1: answered, hears the confirmation, centralino hangs up; op1 is paused.
@@ -192,7 +179,7 @@ async fn http_api_pauses_and_resumes_an_operator_and_validates_input() {
     let svc = TestService::start_with(config, data).await;
     let dir = tempfile::tempdir().unwrap();
     let _phone = sipp::spawn_operator(dir.path(), svc.udp(), "op1", "s1", "answer", 1000, Duration::from_secs(30));
-    wait_registered(&svc, 1).await;
+    common::wait_registered(&svc, 1).await;
     let post = |path: &'static str, body: &'static str| common::http_post(svc.service.http, path, body);
     let (status, _) = post("/api/v1/operators/op1/pause", r#"{"reason":"riunione"}"#).await;
     assert_eq!(status, 200);

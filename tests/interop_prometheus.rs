@@ -21,19 +21,6 @@ use centralino::engine::call::Outcome;
 use common::{sipp, TestOptions, TestService};
 use serde_json::Value;
 
-/// Waits (by polling the admin API: no event reaches the test from the outside) until
-/// `n` operators are registered.
-async fn wait_registered(svc: &TestService, n: usize) {
-    for _ in 0..100 {
-        let ops = svc.http_get("/api/v1/operators").await;
-        if ops.matches("\"registered\":true").count() >= n {
-            return;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    panic!("operators did not register: {}", svc.http_get("/api/v1/operators").await);
-}
-
 fn info_caller_keys(digit: &'static str, hold_ms: &'static str, require_remote_bye: &'static str) -> Vec<(&'static str, &'static str)> {
     vec![
         ("from_user", "3331234567"),
@@ -274,7 +261,7 @@ async fn prometheus_scrapes_live_metrics_evaluates_the_rules_and_every_dashboard
 
     let dir = tempfile::tempdir().unwrap();
     let _phone = sipp::spawn_operator(dir.path(), svc.udp(), "op1", "s1", "answer", 3000, Duration::from_secs(120));
-    wait_registered(&svc, 1).await;
+    common::wait_registered(&svc, 1).await;
     prom.eventually_eq("sum(centralino_operators{job=\"centralino\",queue=\"tributi\",state=\"available\"})", 1.0, Duration::from_secs(10))
         .await;
 

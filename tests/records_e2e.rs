@@ -147,9 +147,6 @@ impl Proxy {
     }
 }
 
-fn metric(text: &str, name: &str) -> f64 {
-    text.lines().find(|l| l.starts_with(name)).and_then(|l| l.rsplit(' ').next()?.parse().ok()).unwrap_or(0.0)
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn with_postgres_down_calls_go_on_and_their_records_land_when_it_returns() {
@@ -186,11 +183,11 @@ async fn with_postgres_down_calls_go_on_and_their_records_land_when_it_returns()
     }
     let backlog = eventually(Duration::from_secs(10), || async {
         let m = svc.http_get("/metrics").await;
-        (metric(&m, "centralino_store_errors_total") > 0.0).then_some(m)
+        (common::metric(&m, "centralino_store_errors_total") > 0.0).then_some(m)
     })
     .await
     .expect("the failing writes are counted");
-    assert!(metric(&backlog, "centralino_store_written_total") < 4.0, "nothing could be written yet");
+    assert!(common::metric(&backlog, "centralino_store_written_total") < 4.0, "nothing could be written yet");
 
     proxy.restore();
     let landed = eventually(Duration::from_secs(30), || {

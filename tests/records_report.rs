@@ -31,14 +31,7 @@ fn scripted_day() -> Vec<WriteItem> {
         for o in out {
             match o {
                 Output::CallFinished(r) => items.push(WriteItem::CallFinished(r)),
-                Output::QueueEvent(e) => items.push(WriteItem::Events(vec![QueueEvent {
-                    at: e.at,
-                    call_id: e.call.0,
-                    queue: e.queue.0,
-                    operator: e.operator.map(|o| o.0),
-                    event: e.kind.as_str().to_string(),
-                    data: e.data,
-                }])),
+                Output::QueueEvent(e) => items.push(WriteItem::Events(vec![QueueEvent::from(e)])),
                 _ => {}
             }
         }

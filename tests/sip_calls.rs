@@ -49,7 +49,7 @@ async fn unknown_methods_get_501_and_unsupported_ones_405() {
     uac.send_raw("\u{1}\u{2} not sip at all").await;
     assert!(uac.recv(Duration::from_millis(300)).await.is_none());
     let metrics = svc.http_get("/metrics").await;
-    let parse_errors = metric_value(&metrics, "centralino_sip_parse_errors_total");
+    let parse_errors = common::metric(&metrics, "centralino_sip_parse_errors_total");
     assert!(parse_errors >= 2.0, "FROBNICATE and garbage counted: {parse_errors}");
     svc.service.shutdown().await;
 }
@@ -202,10 +202,3 @@ async fn wait_for_stage(svc: &TestService, stage: &str) -> String {
     panic!("no call reached stage {stage}: {}", svc.http_get("/api/v1/calls").await);
 }
 
-fn metric_value(text: &str, name: &str) -> f64 {
-    text.lines()
-        .find(|l| l.starts_with(name) && !l.starts_with('#'))
-        .and_then(|l| l.rsplit(' ').next())
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(0.0)
-}

@@ -200,11 +200,11 @@ impl LegDriver {
                         self.session.handle_rtp(now, &buf[..len]);
                     }
                 },
-                _ = sleep_until_opt(deadline) => {
+                _ = crate::clock::sleep_until(deadline) => {
                     #[allow(clippy::disallowed_methods)] // driver clock site
                     self.session.handle_timeout(Instant::now());
                 },
-                _ = sleep_until_opt(dead_peer_at) => {
+                _ = crate::clock::sleep_until(dead_peer_at) => {
                     let _ = self.ctx.events.try_send(LegEvent::MediaTimeout { call: self.call.clone(), operator: self.operator.clone() });
                     #[allow(clippy::disallowed_methods)] // driver clock site
                     { self.last_rx = Instant::now(); }
@@ -300,12 +300,5 @@ impl LegDriver {
         c.malformed.fetch_add(now.malformed - self.reported.malformed, Ordering::Relaxed);
         c.dtmf_rfc4733.fetch_add(now.dtmf_digits - self.reported.dtmf_digits, Ordering::Relaxed);
         self.reported = now;
-    }
-}
-
-async fn sleep_until_opt(deadline: Option<Instant>) {
-    match deadline {
-        Some(d) => tokio::time::sleep_until(d.into()).await,
-        None => std::future::pending().await,
     }
 }

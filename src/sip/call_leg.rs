@@ -144,7 +144,7 @@ impl Leg {
 
     fn answer(&mut self, local_rtp: SocketAddr) {
         self.local_rtp = Some(local_rtp);
-        match sdp::answer_offer(&self.offer, self.local_ip, local_rtp.port(), session_id(&self.call), 1) {
+        match sdp::answer_offer(&self.offer, self.local_ip, local_rtp.port(), sdp::session_id(&self.call.0), 1) {
             Ok((_, answer)) => {
                 let headers = vec![Header::ContentType("application/sdp".into()), Header::Allow(super::ALLOW.into())];
                 if let Err(e) = self.dialog.accept(Some(headers), Some(answer.into_bytes())) {
@@ -220,7 +220,7 @@ impl Leg {
                     let _ = handle.reply(StatusCode::NotAcceptableHere).await;
                     return false;
                 }
-                match sdp::answer_offer(&offer, self.local_ip, local_rtp.port(), session_id(&self.call), 2) {
+                match sdp::answer_offer(&offer, self.local_ip, local_rtp.port(), sdp::session_id(&self.call.0), 2) {
                     Ok((remote_media, answer)) => {
                         let headers = vec![Header::ContentType("application/sdp".into())];
                         let _ = handle.respond(StatusCode::OK, Some(headers), Some(answer.into_bytes())).await;
@@ -289,10 +289,6 @@ fn new_call_id(ctx: &SipContext) -> CallId {
     let n = ctx.next_call.fetch_add(1, Ordering::Relaxed);
     let start = crate::clock::Now::read().wall.as_millisecond();
     CallId(format!("{}-{:x}-{n}", ctx.settings.node, start))
-}
-
-fn session_id(call: &CallId) -> u64 {
-    call.0.bytes().fold(1469598103934665603u64, |h, b| (h ^ b as u64).wrapping_mul(1099511628211)) >> 1
 }
 
 fn caller_of(tx: &Transaction) -> String {

@@ -181,7 +181,7 @@ fn invite_option(ctx: &SipContext, spec: &OfferSpec, contact: &OperatorContact) 
     let (port, transport) = if contact.tcp { (ctx.tcp_port?, ";transport=tcp") } else { (ctx.udp_port?, "") };
     let caller = rsipstack::sip::Uri::try_from(format!("sip:{}@{}", user_part(&spec.caller), ctx.settings.domain).as_str()).ok()?;
     let our_contact = rsipstack::sip::Uri::try_from(format!("sip:centralino@{host}:{port}{transport}").as_str()).ok()?;
-    let offer = sdp::make_offer(local_ip, spec.local_rtp.port(), session_id(&spec.call), 1);
+    let offer = sdp::make_offer(local_ip, spec.local_rtp.port(), sdp::session_id(&spec.call.0), 1);
     let destination = SipAddr {
         r#type: Some(if contact.tcp { rsipstack::sip::Transport::Tcp } else { rsipstack::sip::Transport::Udp }),
         addr: contact.source.into(),
@@ -218,6 +218,3 @@ fn host_text(ip: IpAddr) -> String {
     }
 }
 
-fn session_id(call: &CallId) -> u64 {
-    call.0.bytes().fold(7u64, |h, b| h.wrapping_mul(31).wrapping_add(b as u64)) >> 1
-}

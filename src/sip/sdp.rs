@@ -141,6 +141,12 @@ pub fn answer_offer(
 
 /// Our offer: PCMU/0, PCMA/8, telephone-event/8000 at PT 101 (events 0-16), ptime 20,
 /// sendrecv.
+/// The SDP `o=` session id of a call: a stable hash of its id (FNV-1a), kept below 2^63 as
+/// RFC 4566 numeric fields are parsed as signed by some peers.
+pub fn session_id(call_id: &str) -> u64 {
+    call_id.bytes().fold(1469598103934665603u64, |h, b| (h ^ b as u64).wrapping_mul(1099511628211)) >> 1
+}
+
 pub fn make_offer(local_ip: IpAddr, local_port: u16, session_id: u64, version: u64) -> String {
     let mut offer = base_session(local_ip, session_id, version);
     let mut media = audio_media(

@@ -38,6 +38,19 @@ pub struct QueueEvent {
     pub data: Vec<String>,
 }
 
+impl From<crate::engine::QueueEvent> for QueueEvent {
+    fn from(e: crate::engine::QueueEvent) -> QueueEvent {
+        QueueEvent {
+            at: e.at,
+            call_id: e.call.0,
+            queue: e.queue.0,
+            operator: e.operator.map(|o| o.0),
+            event: e.kind.as_str().to_string(),
+            data: e.data,
+        }
+    }
+}
+
 /// Event names, as Asterisk's `queue_log` spells them.
 pub mod kind {
     /// The caller entered the queue. Data: url, caller id, position.

@@ -155,6 +155,28 @@ pub async fn http_post(addr: SocketAddr, path: &str, body: &str) -> (u16, String
     (status, out.split_once("\r\n\r\n").map(|(_, b)| b.to_string()).unwrap_or_default())
 }
 
+/// Waits (by polling the admin API: no event reaches the test from the outside) until
+/// `n` operators are registered.
+pub async fn wait_registered(svc: &TestService, n: usize) {
+    for _ in 0..100 {
+        let ops = svc.http_get("/api/v1/operators").await;
+        if ops.matches("\"registered\":true").count() >= n {
+            return;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    panic!("operators did not register: {}", svc.http_get("/api/v1/operators").await);
+}
+
+/// A sample's value in a Prometheus text exposition (`name` with its labels); 0 when absent.
+pub fn metric(text: &str, name: &str) -> f64 {
+    text.lines()
+        .find(|l| l.starts_with(name) && !l.starts_with('#'))
+        .and_then(|l| l.rsplit(' ').next())
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0.0)
+}
+
 /// Whether a command exists (interop tests need SIPp/baresip from Debian).
 pub fn have(tool: &str) -> bool {
     std::process::Command::new("sh").arg("-c").arg(format!("command -v {tool}")).output().map(|o| o.status.success()).unwrap_or(false)
