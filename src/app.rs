@@ -161,6 +161,7 @@ pub async fn start_with_records(
         counters: media_counters.clone(),
         events: media_tx,
         rtp_timeout: Duration::from_secs(config.media.rtp_timeout_secs),
+        senders: MediaContext::start_senders(media_counters.clone()).context("starting the RTP send workers")?,
     };
     let mut runtime = Runtime::new(engine, media, sip.clone(), Some(writer), records, config.node.clone());
     runtime.handle_input(Input::DirectoryLoaded { operators: directory });

@@ -388,8 +388,8 @@ impl Runtime {
     fn bridge(&mut self, call: &CallId, operator: &OperatorId) {
         let Some(legs) = self.legs.get(call) else { return };
         let (Some(caller_media), Some(op)) = (legs.media.as_ref(), legs.operators.get(operator)) else { return };
-        caller_media.command(LegCommand::Bridge { peer: op.media.relay_sender() });
-        op.media.command(LegCommand::Bridge { peer: caller_media.relay_sender() });
+        caller_media.command(LegCommand::Bridge { peer: op.media.relay_target() });
+        op.media.command(LegCommand::Bridge { peer: caller_media.relay_target() });
     }
 
     /// A feature code: the operator's state changes in the engine, a prompt confirms it.

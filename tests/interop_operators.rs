@@ -74,7 +74,7 @@ async fn sipp_operators_register_with_digest_and_take_20_calls_from_two_queues()
     // Longest-idle spreads the work: every operator took calls, none took most of them.
     assert_eq!(by_operator.len(), 5, "{by_operator:?}");
     assert!(by_operator.values().all(|&n| n <= 6), "{by_operator:?}");
-    assert_eq!(svc.service.ports.in_use(), 0, "every RTP port of both legs is back");
+    svc.assert_ports_returned().await;
     let db = svc.config.database.url.clone();
     let scripts = svc.config.ivr.scripts.clone();
     svc.service.shutdown().await; // the writer drains before this returns

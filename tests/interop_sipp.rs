@@ -41,7 +41,7 @@ async fn sipp_rfc4733_pcap_digit_over_udp_reaches_the_tax_queue() {
     assert_eq!(record.queue.map(|q| q.0).as_deref(), Some("tributi"));
     assert_eq!(record.ivr_path, vec!["principale:2".to_string()]);
     assert_eq!(record.outcome, Outcome::Abandoned);
-    assert_eq!(svc.service.ports.in_use(), 0);
+    svc.assert_ports_returned().await;
     svc.service.shutdown().await;
 }
 
@@ -128,7 +128,7 @@ async fn sipp_cancel_before_answer_gets_487_and_frees_everything() {
     let record = svc.next_record(Duration::from_secs(5)).await;
     assert_eq!(record.outcome, Outcome::IvrHangup);
     assert!(record.queue.is_none());
-    assert_eq!(svc.service.ports.in_use(), 0);
+    svc.assert_ports_returned().await;
     svc.service.shutdown().await;
 }
 
@@ -149,7 +149,7 @@ async fn sipp_bye_during_the_welcome_prompt_ends_the_call_cleanly() {
     assert_ok(&run);
     let record = svc.next_record(Duration::from_secs(5)).await;
     assert_eq!(record.outcome, Outcome::IvrHangup);
-    assert_eq!(svc.service.ports.in_use(), 0);
+    svc.assert_ports_returned().await;
     let calls = svc.http_get("/api/v1/calls").await;
     assert!(calls.contains("\"calls\":[]"), "{calls}");
     svc.service.shutdown().await;
@@ -206,7 +206,7 @@ async fn sipp_200_concurrent_callers_wait_in_queue_for_30_s_and_every_port_is_fr
         }
     }
     assert_eq!(tributi, 200, "every caller sat in the tax queue");
-    assert_eq!(svc.service.ports.in_use(), 0, "every RTP port is back");
+    svc.assert_ports_returned().await;
     let metrics = svc.http_get("/metrics").await;
     assert!(metrics.contains("centralino_rtp_ports_active 0"), "{metrics}");
     let sent = metrics

@@ -78,7 +78,7 @@ async fn a_call_over_udp_hears_the_welcome_and_a_digit_puts_it_in_the_tax_queue(
     let record = svc.next_record(SECS).await;
     assert_eq!(record.queue.map(|q| q.0), Some("tributi".to_string()));
     assert_eq!(record.outcome, Outcome::Abandoned);
-    assert_eq!(svc.service.ports.in_use(), 0, "the RTP port is back in the pool");
+    svc.assert_ports_returned().await;
     svc.service.shutdown().await;
 }
 

@@ -185,6 +185,10 @@ pub(crate) fn estimate(slots: &[Slot], position: usize, model: &Model<'_>, rng: 
         Talk::Exponential(model.prior?.as_secs_f64())
     };
     let ring = history.ring.unwrap_or(0.0);
+    if slots.iter().filter(|s| **s == Slot::FREE).count() >= position {
+        // A line is free for everyone up to the caller: every run would say "after a ring".
+        return Some(Duration::from_secs_f64(ring));
+    }
     let wrap = model.wrap_up.as_secs_f64();
     let places = position.min(SIMULATED_PLACES);
     let mut waits = Vec::with_capacity(RUNS);
@@ -254,6 +258,10 @@ mod tests {
         let old = Slot { talking_for: Some(s(70)), then: s(10) };
         assert_eq!(run(&[old], 1, &h), Some(40), "30 s of talk left, then 10 s of wrap-up");
         assert_eq!(run(&[Slot::FREE], 100, &h), Some(9900), "extrapolated past the simulated places");
+        assert_eq!(run(&[Slot::FREE; 100], 100, &h), Some(0), "a free line for each: at once");
+        let mut ringing = history(&[100; 20]);
+        ringing.observe_ring(s(4));
+        assert_eq!(run(&[Slot::FREE, fresh], 1, &ringing), Some(4), "a free line: after a ring");
     }
 
     #[test]

@@ -1,7 +1,8 @@
-//! Media: RTP endpoints per call leg, G.711, prompt and music playback paced at 20 ms,
-//! RFC 4733 DTMF.
+//! Media: RTP endpoints per call leg, G.711, prompt and music playback paced at 20 ms by a few
+//! shared send workers, RFC 4733 DTMF.
 //!
-//! Owns: RTP sockets and the port pool. Must not touch: SIP types, engine state.
+//! Owns: RTP sockets, the port pool and the send workers. Must not touch: SIP types, engine
+//! state.
 
 pub mod dtmf;
 pub mod g711;
@@ -9,4 +10,5 @@ pub mod leg;
 pub mod library;
 pub mod pacer;
 pub mod ports;
+pub mod send_pool;
 pub mod session;

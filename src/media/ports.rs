@@ -29,6 +29,8 @@ struct PoolInner {
     free: Mutex<VecDeque<u16>>,
     in_use: AtomicUsize,
     capacity: usize,
+    /// Signalled when the last lease returns.
+    all_back: tokio::sync::Notify,
 }
 
 impl PortPool {
@@ -41,6 +43,7 @@ impl PortPool {
                 free: Mutex::new(free),
                 in_use: AtomicUsize::new(0),
                 capacity,
+                all_back: tokio::sync::Notify::new(),
             }),
         }
     }
@@ -64,6 +67,18 @@ impl PortPool {
     /// Ports leased now.
     pub fn in_use(&self) -> usize {
         self.inner.in_use.load(Ordering::Relaxed)
+    }
+
+    /// Resolves once no port is leased. A leg's port returns with the last reference to
+    /// the leg, shortly after its call ends (its receive task and send worker let go).
+    pub async fn all_returned(&self) {
+        loop {
+            let notified = self.inner.all_back.notified();
+            if self.in_use() == 0 {
+                return;
+            }
+            notified.await;
+        }
     }
 
     /// Ports in the pool.
@@ -93,7 +108,9 @@ impl PortLease {
 impl Drop for PortLease {
     fn drop(&mut self) {
         self.pool.lock().push_back(self.port);
-        self.pool.inner.in_use.fetch_sub(1, Ordering::Relaxed);
+        if self.pool.inner.in_use.fetch_sub(1, Ordering::Relaxed) == 1 {
+            self.pool.inner.all_back.notify_waiters();
+        }
     }
 }
 

@@ -127,6 +127,14 @@ impl TestService {
     pub async fn http_get(&self, path: &str) -> String {
         http_get(self.service.http, path).await
     }
+
+    /// Every RTP port is back in the pool (it returns with the last reference to its leg,
+    /// a moment after the call ends), waiting at most 5 s.
+    pub async fn assert_ports_returned(&self) {
+        let pool = &self.service.ports;
+        let returned = tokio::time::timeout(Duration::from_secs(5), pool.all_returned()).await;
+        assert!(returned.is_ok(), "{} RTP ports still leased", pool.in_use());
+    }
 }
 
 /// A bare HTTP/1.1 GET, enough for the admin API (no extra client crate).
