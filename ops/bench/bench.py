@@ -34,7 +34,7 @@ import urllib.request
 
 ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
 SIPP_DIR = os.path.join(ROOT, "tests", "interop", "sipp")
-BIN = os.path.join(ROOT, "target", "release", "centralino")
+BIN = os.path.join(ROOT, "target", "release", "centralino")  # --bin overrides
 CLK = os.sysconf("SC_CLK_TCK")
 PAGE = os.sysconf("SC_PAGE_SIZE")
 
@@ -265,13 +265,17 @@ def waiting(args):
                     "-key", "info_duration", "160", "-timeout", f"{hold + n // rate + 60}s"],
                 cwd=wd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
             # Wait until every caller is queued (bounded), then measure a 10 s window.
+            # (or until no caller has joined for 5 s: a caller SIPp gave up on is reported).
             deadline = time.time() + n / rate + 60
-            queued = 0
-            while time.time() < deadline:
-                queued = metrics(svc.http).get('centralino_queue_waiting{queue="tributi"}', 0)
+            queued, last_growth = 0, time.time()
+            while time.time() < deadline and time.time() - last_growth < 5:
+                now_queued = metrics(svc.http).get('centralino_queue_waiting{queue="tributi"}', 0)
+                if now_queued > queued:
+                    queued, last_growth = now_queued, time.time()
                 if queued >= n:
                     break
-                time.sleep(1)
+                time.sleep(0.5)
+            print(f"waiting: {queued:.0f} of {n} callers queued", file=sys.stderr)
             m0, c0, t0 = metrics(svc.http), proc_cpu_seconds(pid), time.time()
             la = loadavg()
             time.sleep(10)
@@ -285,7 +289,12 @@ def waiting(args):
             })
             print(json.dumps(rows[-1]), file=sys.stderr)
             caller.wait(timeout=hold + n // rate + 90)
-            m_end = metrics(svc.http)
+            # A leg's port returns a moment after its call ends; wait for that (bounded).
+            for _ in range(100):
+                m_end = metrics(svc.http)
+                if m_end.get("centralino_rtp_ports_active", -1) == 0:
+                    break
+                time.sleep(0.1)
             rows[-1]["ports_after"] = m_end.get("centralino_rtp_ports_active", -1)
             rows[-1]["fds_before_after"] = f"{fds0}/{proc_fds(pid)}"
             svc.stop()
@@ -341,6 +350,9 @@ def main():
     ap.add_argument("--route-calls", type=int, default=100, help="calls for the routing-latency run")
     ap.add_argument("--parts", default="throughput,waiting,route", help="which measurements to run")
     ap.add_argument("--quick", action="store_true", help="one small step of each, for a smoke test")
+    ap.add_argument("--bin", default="", help="use this centralino binary instead of building the release one")
+    ap.add_argument("--markdown", default=os.path.join(ROOT, "ops", "bench", "last-run.md"), help="where the table goes")
+    ap.add_argument("--json", default="", help="also write every figure as JSON to this file")
     args = ap.parse_args()
     if args.quick:
         args.steps, args.seconds, args.waiting, args.route_calls = "20", 3, "100", 10
@@ -348,7 +360,11 @@ def main():
     args.waiting = [int(x) for x in args.waiting.split(",") if x]
     if not shutil.which("sipp"):
         raise SystemExit("sipp not found: apt-get install sip-tester")
-    subprocess.run(["cargo", "build", "--release", "--quiet"], cwd=ROOT, check=True)
+    global BIN
+    if args.bin:
+        BIN = os.path.abspath(args.bin)
+    else:
+        subprocess.run(["cargo", "build", "--release", "--quiet"], cwd=ROOT, check=True)
 
     out = [f"Machine: {os.cpu_count()} cores, {os.sysconf('SC_PHYS_PAGES') * PAGE / 2**30:.0f} GiB; SIPp and centralino share it.", ""]
     db = "sqlite:///dev/shm/centralino-bench.db"
@@ -371,8 +387,11 @@ def main():
     out += ["", f"Routing latency (caller's INFO digit -> INVITE to a free operator, tshark on lo): {json.dumps(rl)}"]
     text = "\n".join(out) + "\n"
     print(text)
-    with open(os.path.join(ROOT, "ops", "bench", "last-run.md"), "w") as f:
+    with open(args.markdown, "w") as f:
         f.write(text)
+    if args.json:
+        with open(args.json, "w") as f:
+            json.dump({"throughput": tp, "waiting": wt, "route": rl}, f, indent=1)
 
 
 if __name__ == "__main__":

@@ -17,6 +17,8 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, Weak};
 use std::time::{Duration, Instant};
 
+use tokio::io::unix::{AsyncFd, AsyncFdReadyGuard};
+use tokio::io::Interest;
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 
@@ -134,7 +136,12 @@ impl MediaLeg {
             ctx.pool.bind(ip).map_err(|e| std::io::Error::new(std::io::ErrorKind::AddrInUse, e))?;
         std_socket.set_nonblocking(true)?;
         let local = std_socket.local_addr()?;
-        let socket = tokio::net::UdpSocket::from_std(std_socket)?;
+        // Read interest only. Sends go straight to the socket from whichever thread; with
+        // write interest registered, every packet sent would come back as an epoll event
+        // (the send buffer drains: an EPOLLOUT edge), a reactor turn per packet for nothing.
+        // SAFETY: the `UdpSocket` owns its fd, keeps it open and returns the same one until
+        // it is dropped, which happens only with the `AsyncFd` itself.
+        let socket = unsafe { AsyncFd::register_with_interest(std_socket, Interest::READABLE) }.map_err(std::io::Error::from)?;
         #[allow(clippy::disallowed_methods)] // driver: the session's start instant
         let now = Instant::now();
         let params = SessionParams {
@@ -213,7 +220,7 @@ impl Drop for MediaLeg {
 
 /// A leg shared by its handle, its receive task and its send worker.
 pub struct Leg {
-    socket: tokio::net::UdpSocket,
+    socket: AsyncFd<std::net::UdpSocket>,
     local: SocketAddr,
     call: CallId,
     /// Set on an operator's leg: its digits and playbacks are not the caller's.
@@ -280,9 +287,8 @@ impl Leg {
     }
 
     fn send(&self, packet: &[u8], to: SocketAddr) {
-        // Straight to the socket, from whichever thread: tokio's readiness is only for the
-        // receive task. Nonblocking: a full socket buffer drops the packet, as RTP may.
-        let _ = socket2::SockRef::from(&self.socket).send_to(packet, &to.into());
+        // Nonblocking: a full socket buffer drops the packet, as RTP may.
+        let _ = self.socket.get_ref().send_to(packet, to);
     }
 
     /// Passes events to the runtime; a full channel drops them (counted).
@@ -304,14 +310,14 @@ impl Leg {
 
     /// Reads every datagram waiting on the socket. The buffer lives on this stack frame, not
     /// in the receive task: a waiting leg costs no buffer.
-    fn drain(&self) {
+    fn drain(&self, guard: &mut AsyncFdReadyGuard<'_, std::net::UdpSocket>) {
         let mut buf = [0u8; 2048];
         // A bounded batch, so one flooding peer cannot hold a runtime thread.
         for _ in 0..64 {
-            match self.socket.try_recv_from(&mut buf) {
-                Ok((len, from)) => self.received(&buf[..len], from),
-                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => return,
-                Err(_) => continue, // e.g. an ICMP port unreachable surfaced as an error
+            match guard.try_io(|socket| socket.get_ref().recv_from(&mut buf)) {
+                Ok(Ok((len, from))) => self.received(&buf[..len], from),
+                Ok(Err(_)) => continue, // e.g. an ICMP port unreachable surfaced as an error
+                Err(_would_block) => return,
             }
         }
     }
@@ -423,6 +429,7 @@ impl LegState {
             if !self.held {
                 leg.send(&packet, self.remote);
             }
+            self.session.recycle(packet);
         }
         while let Some(event) = self.session.poll_event() {
             events.push(event);
@@ -458,7 +465,7 @@ async fn receive(leg: Arc<Leg>, timeout: Duration) {
     loop {
         tokio::select! {
             ready = leg.socket.readable() => match ready {
-                Ok(()) => leg.drain(),
+                Ok(mut guard) => leg.drain(&mut guard),
                 Err(_) => return,
             },
             _ = &mut dead_peer, if check => {

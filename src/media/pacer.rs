@@ -18,9 +18,13 @@ pub const SAMPLES_PER_PACKET: u32 = 160;
 /// newest and skip the time of the others instead of bursting.
 pub const MAX_CATCH_UP: u64 = 3;
 
-const PTIME_NANOS: u128 = 20_000_000;
+/// Packets per second.
+const PACKETS_PER_SEC: u64 = 50;
+const PTIME_NANOS: u64 = 20_000_000;
+/// RTP timestamp units per second.
+const SAMPLE_RATE: u64 = 8000;
 /// Nanoseconds per RTP timestamp unit at 8 kHz.
-const NANOS_PER_SAMPLE: u128 = 125_000;
+const NANOS_PER_SAMPLE: u64 = 125_000;
 
 /// The RTP timestamp follows wall time since the session started, so it stays consistent
 /// across pauses in sending (RFC 3550 §5.1: timestamps advance while silent).
@@ -38,7 +42,9 @@ impl RtpClock {
 
     /// The timestamp at `at` (8 kHz, wrapping). Instants before the origin read `initial`.
     pub fn timestamp_at(&self, at: Instant) -> u32 {
-        let samples = at.saturating_duration_since(self.origin).as_nanos() / NANOS_PER_SAMPLE;
+        // In u64, not u128: this runs for every packet sent.
+        let since = at.saturating_duration_since(self.origin);
+        let samples = since.as_secs().wrapping_mul(SAMPLE_RATE) + u64::from(since.subsec_nanos()) / NANOS_PER_SAMPLE;
         // Truncation is the modulo-2^32 wrap RTP timestamps are defined with.
         self.initial.wrapping_add(samples as u32)
     }
@@ -91,8 +97,9 @@ impl Pacer {
         if now < self.start {
             return Due { first: self.next, send: 0, skipped: 0 };
         }
-        let elapsed = now.duration_since(self.start).as_nanos();
-        let due_total = u64::try_from(elapsed / PTIME_NANOS).unwrap_or(u64::MAX - 1) + 1;
+        let elapsed = now.duration_since(self.start);
+        let slots = elapsed.as_secs().saturating_mul(PACKETS_PER_SEC) + u64::from(elapsed.subsec_nanos()) / PTIME_NANOS;
+        let due_total = slots.min(u64::MAX - 1) + 1;
         let pending = due_total.saturating_sub(self.next);
         let due = if pending > MAX_CATCH_UP {
             Due { first: due_total - 1, send: 1, skipped: pending - 1 }
@@ -155,9 +162,15 @@ impl Cursor {
                 frame[written..].fill(silence);
             }
             Audio::Music { clip, offset } => {
-                for byte in frame.iter_mut() {
-                    *byte = clip.get(*offset).copied().unwrap_or(silence);
-                    *offset = (*offset + 1) % clip.len();
+                // Whole runs of the clip at a time: this runs for every waiting caller 50
+                // times a second.
+                let mut written = 0;
+                while written < FRAME_BYTES {
+                    let rest = clip.get(*offset..).unwrap_or_default();
+                    let n = rest.len().min(FRAME_BYTES - written);
+                    frame[written..written + n].copy_from_slice(&rest[..n]);
+                    written += n;
+                    *offset = (*offset + n) % clip.len();
                 }
             }
         }

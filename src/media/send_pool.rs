@@ -24,7 +24,7 @@ use std::time::{Duration, Instant};
 pub const TICK: Duration = Duration::from_millis(5);
 /// Ticks per 20 ms packet time.
 const SLOTS: usize = 4;
-const TICK_NANOS: u128 = 5_000_000;
+const TICK_NANOS: u64 = 5_000_000;
 
 /// What a worker sends for: a leg of a call, or a stand-in in tests.
 pub trait Paced: Send + Sync + 'static {
@@ -71,19 +71,24 @@ impl Grid {
 
     /// The slot of the first tick at or after `deadline`: by then the packet is due.
     pub fn slot_of(&self, deadline: Instant) -> usize {
-        let nanos = deadline.saturating_duration_since(self.epoch).as_nanos();
-        (nanos.div_ceil(TICK_NANOS) % SLOTS as u128) as usize
+        let nanos = nanos_u64(deadline.saturating_duration_since(self.epoch));
+        (nanos.div_ceil(TICK_NANOS) % SLOTS as u64) as usize
     }
 
     /// The index of the last tick at or before `now`.
     fn index_at(&self, now: Instant) -> u64 {
-        u64::try_from(now.saturating_duration_since(self.epoch).as_nanos() / TICK_NANOS).unwrap_or(u64::MAX)
+        nanos_u64(now.saturating_duration_since(self.epoch)) / TICK_NANOS
     }
 
     fn instant_of(&self, index: u64) -> Instant {
         let offset = TICK.saturating_mul(u32::try_from(index).unwrap_or(u32::MAX));
         self.epoch.checked_add(offset).unwrap_or(self.epoch)
     }
+}
+
+/// In u64 (584 years), not u128: this runs for every leg on every tick.
+fn nanos_u64(d: Duration) -> u64 {
+    d.as_secs().saturating_mul(1_000_000_000).saturating_add(u64::from(d.subsec_nanos()))
 }
 
 /// A leg's filing in its worker's wheel, kept under the leg's own lock.

@@ -27,6 +27,9 @@ use super::g711::Codec;
 use super::pacer::{Cursor, Pacer, RtpClock, FRAME_BYTES, PTIME};
 use crate::engine::ids::DtmfDigit;
 
+/// Sent datagrams' buffers kept for reuse (a late wake-up sends up to `MAX_CATCH_UP`).
+const SPARE_BUFFERS: usize = 4;
+
 /// How a session starts; the SSRC, sequence number and timestamp should be random
 /// (RFC 3550 §5.1), chosen by the caller.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -149,6 +152,8 @@ pub struct MediaSession {
     /// Our timestamp for the passed-through key press whose sender timestamp is `.0`.
     relayed_event: Option<(u32, u32)>,
     transmit: VecDeque<Vec<u8>>,
+    /// Buffers of sent datagrams, for the next ones.
+    spare: Vec<Vec<u8>>,
     events: VecDeque<MediaEvent>,
     stats: MediaStats,
 }
@@ -169,6 +174,7 @@ impl MediaSession {
             relaying: false,
             relayed_event: None,
             transmit: VecDeque::new(),
+            spare: Vec::new(),
             events: VecDeque::new(),
             stats: MediaStats::default(),
         }
@@ -280,6 +286,14 @@ impl MediaSession {
         self.transmit.pop_front()
     }
 
+    /// Gives a sent datagram's buffer back for the next packet.
+    pub fn recycle(&mut self, mut buffer: Vec<u8>) {
+        if self.spare.len() < SPARE_BUFFERS {
+            buffer.clear();
+            self.spare.push(buffer);
+        }
+    }
+
     /// The next event for the owner.
     pub fn poll_event(&mut self) -> Option<MediaEvent> {
         self.events.pop_front()
@@ -385,19 +399,22 @@ impl MediaSession {
     }
 
     fn send(&mut self, deadline: Instant, marker: bool, payload: &[u8]) {
-        let built = RtpPacketBuilder::new()
+        let builder = RtpPacketBuilder::new()
             .payload_type(self.codec.payload_type())
             .ssrc(self.ssrc)
             .sequence(Seq::from(self.next_seq))
             .timestamp(self.clock.timestamp_at(deadline))
             .marked(marker)
-            .payload(payload)
-            .build();
-        // build() fails only for a payload type above 127 or a bad extension; ours are 0/8
+            .payload(payload);
+        // A buffer given back by the driver: no allocation per packet in steady playback.
+        let mut packet = self.spare.pop().unwrap_or_default();
+        packet.resize(builder.target_length(), 0);
+        // Building fails only for a payload type above 127 or a bad extension; ours are 0/8
         // and none, so there is nothing to count here.
-        let Ok(packet) = built else {
+        let Ok(len) = builder.build_into(&mut packet) else {
             return;
         };
+        packet.truncate(len);
         self.next_seq = self.next_seq.wrapping_add(1);
         self.last_sent = Some(deadline);
         self.stats.packets_sent += 1;
