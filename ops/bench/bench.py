@@ -255,7 +255,7 @@ def waiting(args):
             svc.start()
             pid = svc.proc.pid
             rss0, fds0 = proc_rss_bytes(pid), proc_fds(pid)
-            hold = max(30, n // 200 + 20)
+            hold = max(30, n // 200 + 20) + args.settle
             rate = min(500, n)
             caller = subprocess.Popen(
                 sipp_base(f"127.0.0.1:{svc.sip}") + [
@@ -276,6 +276,10 @@ def waiting(args):
                     break
                 time.sleep(0.5)
             print(f"waiting: {queued:.0f} of {n} callers queued", file=sys.stderr)
+            rss_joined = proc_rss_bytes(pid)
+            # Steady state: the set-up transactions (INVITE, INFO) live on for 32 s after the
+            # call is answered (RFC 3261 timers) and are not part of what a waiting caller costs.
+            time.sleep(args.settle)
             m0, c0, t0 = metrics(svc.http), proc_cpu_seconds(pid), time.time()
             la = loadavg()
             time.sleep(10)
@@ -285,6 +289,7 @@ def waiting(args):
             rows.append({
                 "callers": n, "queued": queued, "cpu_cores": (c1 - c0) / (t1 - t0),
                 "rss_mb": rss / 1e6, "kb_per_caller": (rss - rss0) / max(queued, 1) / 1024,
+                "kb_per_caller_at_join": (rss_joined - rss0) / max(queued, 1) / 1024,
                 "rtp_pps": pps, "expected_pps": 50 * queued, "load": la,
             })
             print(json.dumps(rows[-1]), file=sys.stderr)
@@ -347,6 +352,7 @@ def main():
     ap.add_argument("--seconds", type=int, default=10, help="seconds of calls per step")
     ap.add_argument("--waiting", default="1000,5000")
     ap.add_argument("--postgres", default="", help="also run throughput against this PostgreSQL URL")
+    ap.add_argument("--settle", type=int, default=35, help="seconds between the last caller joining and the waiting measurement")
     ap.add_argument("--route-calls", type=int, default=100, help="calls for the routing-latency run")
     ap.add_argument("--parts", default="throughput,waiting,route", help="which measurements to run")
     ap.add_argument("--quick", action="store_true", help="one small step of each, for a smoke test")
@@ -355,7 +361,7 @@ def main():
     ap.add_argument("--json", default="", help="also write every figure as JSON to this file")
     args = ap.parse_args()
     if args.quick:
-        args.steps, args.seconds, args.waiting, args.route_calls = "20", 3, "100", 10
+        args.steps, args.seconds, args.waiting, args.route_calls, args.settle = "20", 3, "100", 10, 0
     args.steps = [int(x) for x in args.steps.split(",") if x]
     args.waiting = [int(x) for x in args.waiting.split(",") if x]
     if not shutil.which("sipp"):
@@ -378,10 +384,10 @@ def main():
         out.append(f"| {r['db']} | {r['rate']} | {r['calls']} | {r['ok']} | {r['success_pct']:.2f} | {r['cpu_ms_per_call']:.2f} | "
                    f"{r['rss_mb']:.0f} | {r['setup_p50_ms']:.0f} | {r['setup_p99_ms']:.0f} | {r['load']} |")
     wt = waiting(args) if "waiting" in parts else []
-    out += ["", "| waiting callers | queued | CPU cores | RSS MB | KB/caller | RTP pkt/s sent | expected | ports after | fds before/after | load avg |",
+    out += ["", "| waiting callers | queued | CPU cores | RSS MB | KB/caller (at join) | RTP pkt/s sent | expected | ports after | fds before/after | load avg |",
             "|---|---|---|---|---|---|---|---|---|---|"]
     for r in wt:
-        out.append(f"| {r['callers']} | {r['queued']:.0f} | {r['cpu_cores']:.2f} | {r['rss_mb']:.0f} | {r['kb_per_caller']:.1f} | "
+        out.append(f"| {r['callers']} | {r['queued']:.0f} | {r['cpu_cores']:.2f} | {r['rss_mb']:.0f} | {r['kb_per_caller']:.1f} ({r['kb_per_caller_at_join']:.1f}) | "
                    f"{r['rtp_pps']:.0f} | {r['expected_pps']:.0f} | {r['ports_after']:.0f} | {r['fds_before_after']} | {r['load']} |")
     rl = route_latency(args) if "route" in parts else {"skipped": True}
     out += ["", f"Routing latency (caller's INFO digit -> INVITE to a free operator, tshark on lo): {json.dumps(rl)}"]

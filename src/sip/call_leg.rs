@@ -11,7 +11,9 @@ use std::net::{IpAddr, SocketAddr};
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
-use rsipstack::dialog::dialog::{DialogState, DialogStateReceiver, TerminatedReason};
+use rsipstack::dialog::dialog::{DialogState, TerminatedReason};
+
+use super::dialog_states::Subscription;
 use rsipstack::dialog::invite_dialog::InviteDialog;
 use rsipstack::sip::{Header, HeadersExt, StatusCode};
 use rsipstack::transaction::transaction::Transaction;
@@ -63,9 +65,18 @@ pub(crate) async fn run(ctx: Arc<SipContext>, mut tx: Transaction) {
             return;
         }
     };
-    let (state_tx, state_rx) = ctx.dialogs.new_dialog_state_channel();
+    // Subscribed before the dialog exists, so none of its states can be missed.
+    let Ok(call_id) = tx.original.call_id_header().map(|h| h.value().trim().to_owned()) else {
+        let _ = tx.reply(StatusCode::BadRequest).await;
+        return;
+    };
+    let Some(state_rx) = ctx.dialog_states.subscribe(&call_id) else {
+        // A second INVITE with the Call-ID of a call in progress (RFC 3261 §8.2.2.2).
+        let _ = tx.reply(StatusCode::LoopDetected).await;
+        return;
+    };
     let contact = contact_uri(&ctx, &tx, local_ip);
-    let dialog = match ctx.dialogs.get_or_create_server_invite(&tx, state_tx, None, contact) {
+    let dialog = match ctx.dialogs.get_or_create_server_invite(&tx, ctx.dialog_states.sender(), None, contact) {
         Ok(d) => d,
         Err(e) => {
             tracing::info!(error = %e, "cannot create a dialog for an INVITE");
@@ -120,7 +131,7 @@ impl Leg {
     async fn drive(
         mut self,
         mut commands: mpsc::Receiver<SipCallCommand>,
-        mut states: DialogStateReceiver,
+        mut states: Subscription,
     ) {
         let mut commands_open = true;
         loop {

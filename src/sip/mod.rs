@@ -7,6 +7,7 @@
 
 mod call_leg;
 pub mod counters;
+mod dialog_states;
 mod dispatcher;
 pub mod digest;
 mod inspector;
@@ -121,6 +122,8 @@ pub struct SipSettings {
 /// Shared by the dispatcher and the call legs.
 pub(crate) struct SipContext {
     pub dialogs: Arc<DialogLayer>,
+    /// Every dialog's states, routed to its leg by Call-ID.
+    pub dialog_states: dialog_states::DialogStates,
     pub events: mpsc::Sender<SipEvent>,
     pub counters: Arc<SipCounters>,
     pub settings: SipSettings,
@@ -220,6 +223,7 @@ impl SipService {
         let challenge_algorithms = settings.digest_algorithms.clone();
         let ctx = Arc::new(SipContext {
             dialogs: Arc::new(DialogLayer::new(endpoint.inner.clone())),
+            dialog_states: dialog_states::DialogStates::start(),
             events,
             counters,
             udp_port: udp_addrs.first().map(|a| a.port()),

@@ -9,6 +9,7 @@
 //! Owns: the client INVITE dialog. Must not touch: routing decisions (the engine's), media.
 
 use std::net::{IpAddr, SocketAddr};
+use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
 use rsipstack::dialog::dialog::{DialogState, TerminatedReason};
@@ -85,8 +86,15 @@ async fn run(
         let _ = ctx.events.send(failed(false)).await;
         return;
     };
-    let (state_tx, mut states) = ctx.dialogs.new_dialog_state_channel();
-    let (dialog, invite) = match ctx.dialogs.do_invite_async(option, state_tx) {
+    // Our own Call-ID, so the leg subscribes to its states before the dialog exists.
+    let call_id = format!("op-{}-{}@{}", spec.call.0, ctx.next_call.fetch_add(1, Ordering::Relaxed), ctx.settings.domain);
+    let Some(mut states) = ctx.dialog_states.subscribe(&call_id) else {
+        // Cannot happen (the counter makes every Call-ID new); fail the offer if it does.
+        let _ = ctx.events.send(failed(false)).await;
+        return;
+    };
+    let option = InviteOption { call_id: Some(call_id), ..option };
+    let (dialog, invite) = match ctx.dialogs.do_invite_async(option, ctx.dialog_states.sender()) {
         Ok(started) => started,
         Err(e) => {
             tracing::info!(operator = %spec.operator, error = %e, "cannot send the offer");
