@@ -53,6 +53,12 @@ def proc_cpu_seconds(pid):
     return (int(fields[11]) + int(fields[12])) / CLK  # utime + stime
 
 
+def children_cpu_seconds():
+    import resource
+    r = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return r.ru_utime + r.ru_stime
+
+
 def proc_rss_bytes(pid):
     with open(f"/proc/{pid}/statm") as f:
         return int(f.read().split()[1]) * PAGE
@@ -227,15 +233,22 @@ def throughput(args, db_url, label):
             for rate in args.steps:
                 calls = rate * args.seconds
                 m0, cpu0 = metrics(svc.http), proc_cpu_seconds(svc.proc.pid)
+                # SIPp's own CPU over the step: the callers (a child that ends with the step)
+                # and the operators (children still running), for the share of the 2 cores.
+                sipp0 = children_cpu_seconds() + sum(proc_cpu_seconds(p.pid) for p in phones)
+                wall0 = time.time()
                 la = loadavg()
                 ok, failed, rtts = run_callers(svc, wd, rate, calls, "2", 8000, 1, args.seconds + 40)
                 cpu = proc_cpu_seconds(svc.proc.pid) - cpu0
+                sipp = children_cpu_seconds() + sum(proc_cpu_seconds(p.pid) for p in phones) - sipp0
+                wall = time.time() - wall0
                 m1 = metrics(svc.http)
                 answered = m1.get('centralino_calls_total{outcome="answered"}', 0) - m0.get('centralino_calls_total{outcome="answered"}', 0)
                 rows.append({
                     "db": label, "rate": rate, "calls": calls, "ok": ok, "failed": failed,
                     "success_pct": 100.0 * ok / calls if calls else 0, "answered": answered,
                     "cpu_ms_per_call": 1000.0 * cpu / max(ok, 1), "rss_mb": proc_rss_bytes(svc.proc.pid) / 1e6,
+                    "centralino_cores": cpu / wall, "sipp_cores": sipp / wall,
                     "setup_p50_ms": pct(rtts, 50), "setup_p99_ms": pct(rtts, 99), "load": la,
                 })
                 print(json.dumps(rows[-1]), file=sys.stderr)
@@ -378,10 +391,10 @@ def main():
     tp = throughput(args, db, "sqlite") if "throughput" in parts else []
     if args.postgres and "throughput" in parts:
         tp += throughput(args, args.postgres, "postgres")
-    out += ["| db | calls/s | calls | ok | success % | CPU ms/call | RSS MB | setup p50 ms | setup p99 ms | load avg |",
-            "|---|---|---|---|---|---|---|---|---|---|"]
+    out += ["| db | calls/s | calls | ok | success % | CPU ms/call | cores: centralino / SIPp | RSS MB | setup p50 ms | setup p99 ms | load avg |",
+            "|---|---|---|---|---|---|---|---|---|---|---|"]
     for r in tp:
-        out.append(f"| {r['db']} | {r['rate']} | {r['calls']} | {r['ok']} | {r['success_pct']:.2f} | {r['cpu_ms_per_call']:.2f} | "
+        out.append(f"| {r['db']} | {r['rate']} | {r['calls']} | {r['ok']} | {r['success_pct']:.2f} | {r['cpu_ms_per_call']:.2f} | {r['centralino_cores']:.2f} / {r['sipp_cores']:.2f} | "
                    f"{r['rss_mb']:.0f} | {r['setup_p50_ms']:.0f} | {r['setup_p99_ms']:.0f} | {r['load']} |")
     wt = waiting(args) if "waiting" in parts else []
     out += ["", "| waiting callers | queued | CPU cores | RSS MB | KB/caller (at join) | RTP pkt/s sent | expected | ports after | fds before/after | load avg |",
