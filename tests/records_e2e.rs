@@ -77,6 +77,15 @@ async fn a_killed_service_leaves_every_call_row_and_closes_the_open_ones_as_inte
         uac.send_dtmf(2, 101).await;
         phones.push(uac);
     }
+    // All three in the queue before one hangs up: a BYE right behind the key press may
+    // otherwise be handled first (SIP and media reach the runtime on different channels),
+    // and that caller would rightly count as an IVR hang-up.
+    let queued = eventually(Duration::from_secs(10), || async {
+        let calls = common::http_get(http, "/api/v1/calls").await;
+        (calls.matches("\"stage\":\"queued\"").count() == 3).then_some(())
+    })
+    .await;
+    assert!(queued.is_some(), "three callers queued: {}", common::http_get(http, "/api/v1/calls").await);
     phones[2].hang_up().await;
     let url = config.database.url.clone();
     let rows = eventually(Duration::from_secs(10), || {

@@ -221,6 +221,9 @@ impl<L: Paced> Worker<L> {
                     }
                 }
                 if inbox.stop {
+                    // Filings hold their legs and a leg holds its worker: let go of them, or
+                    // a leg filed at shutdown would keep its socket and port forever.
+                    inbox.filings.clear();
                     return;
                 }
             }
