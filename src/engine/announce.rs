@@ -56,7 +56,7 @@ impl Engine {
         let serving = || self.board.logged_in().filter(|op| op.paused.is_none() && op.account.level_in(queue).is_some());
         let ready: usize = serving()
             .filter(|op| op.wrap_up_until.is_none_or(|t| t <= now.instant))
-            .map(|op| op.capacity().saturating_sub(op.calls.len() + op.offers.len()))
+            .map(|op| op.idle_lines())
             .sum();
         if ready >= position {
             return vec![Slot::FREE; position];
@@ -76,7 +76,7 @@ impl Engine {
                 let ours = self.calls.get(call).is_some_and(|c| c.queue.as_ref() == Some(queue));
                 slots.push(if ours { Slot::FREE } else { Slot { talking_for: Some(Duration::ZERO), then: wrap_up } });
             }
-            let idle = op.capacity().saturating_sub(op.calls.len() + op.offers.len()).min(position);
+            let idle = op.idle_lines().min(position);
             let rest = op.wrap_up_until.map(|t| t.saturating_duration_since(now.instant)).unwrap_or_default();
             slots.extend(std::iter::repeat_n(Slot { talking_for: None, then: rest }, idle));
         }

@@ -210,6 +210,11 @@ impl Operator {
         self.account.max_calls.max(1) as usize
     }
 
+    /// Calls it may still take at once: its capacity less its calls and offers ringing.
+    pub(crate) fn idle_lines(&self) -> usize {
+        self.capacity().saturating_sub(self.calls.len() + self.offers.len())
+    }
+
     /// Whether a new offer may go to this operator now (any queue).
     pub(crate) fn can_take(&self, registered: bool) -> bool {
         self.in_directory
@@ -217,7 +222,7 @@ impl Operator {
             && !self.logged_out
             && self.paused.is_none()
             && self.wrap_up_until.is_none()
-            && self.offers.len() + self.calls.len() < self.capacity()
+            && self.idle_lines() > 0
     }
 }
 

@@ -25,7 +25,7 @@ use tokio::task::JoinHandle;
 use super::g711::Codec;
 use super::library::AudioLibrary;
 use super::ports::{PortLease, PortPool};
-use super::send_pool::{Grid, Moved, Paced, Place, Refile, SendPool, Sent, Worker};
+use super::send_pool::{Grid, Moved, Paced, Place, SendPool, Sent, Worker};
 use super::session::{MediaEvent, MediaSession, MediaStats, Playback, SessionParams};
 use crate::engine::ids::{CallId, DtmfDigit, OperatorId, PromptId};
 
@@ -160,7 +160,6 @@ impl MediaLeg {
                 session: MediaSession::new(params, now),
                 remote,
                 latched: false,
-                codec,
                 held: false,
                 peer: None,
                 last_rx: now,
@@ -239,7 +238,6 @@ struct LegState {
     session: MediaSession,
     remote: SocketAddr,
     latched: bool,
-    codec: Codec,
     /// On hold: packets are produced (timing continues) but not sent.
     held: bool,
     /// The bridged leg.
@@ -257,13 +255,13 @@ enum Relay {
 }
 
 impl Paced for Leg {
-    fn on_tick(&self, now: Instant, ticket: u64, grid: &Grid, sent: &mut Sent) -> Refile {
+    fn on_tick(&self, now: Instant, ticket: u64, grid: &Grid, sent: &mut Sent) -> Moved {
         if self.closed.load(Ordering::Relaxed) {
-            return Refile::Drop;
+            return Moved::Unfiled;
         }
         let mut st = self.lock();
         if !st.place.holds(ticket) {
-            return Refile::Drop;
+            return Moved::Unfiled;
         }
         st.session.handle_timeout(now);
         let mut events = Vec::new();
@@ -272,10 +270,10 @@ impl Paced for Leg {
         sent.packets += delta.packets_sent;
         sent.bytes += delta.bytes_sent;
         let next = st.session.poll_timeout();
-        let refile = st.place.refile(next, grid);
+        let moved = st.place.moved_to(next, grid);
         drop(st);
         self.report(events);
-        refile
+        moved
     }
 }
 
@@ -394,7 +392,7 @@ impl LegState {
                 let clips = prompts
                     .iter()
                     .filter_map(|p| {
-                        let clip = leg.library.prompt(p, self.codec);
+                        let clip = leg.library.prompt(p, self.session.codec());
                         if clip.is_none() {
                             leg.counters.missing_prompts.fetch_add(1, Ordering::Relaxed);
                             tracing::warn!(prompt = %p, "no recording for prompt; skipped");
@@ -405,7 +403,7 @@ impl LegState {
                 self.session.play(now, Playback::Prompts { token: seq, clips });
             }
             LegCommand::Music => {
-                let clip = leg.library.music(self.codec);
+                let clip = leg.library.music(self.session.codec());
                 self.session.play(now, Playback::Music { clip, offset_hint: 0 });
             }
             LegCommand::Stop => self.session.stop(now),
@@ -417,7 +415,6 @@ impl LegState {
             LegCommand::Retarget { remote, codec, telephone_event_pt } => {
                 self.remote = remote;
                 self.latched = false;
-                self.codec = codec;
                 self.session.set_codec(codec, telephone_event_pt);
             }
         }

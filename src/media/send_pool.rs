@@ -29,19 +29,9 @@ const TICK_NANOS: u64 = 5_000_000;
 /// What a worker sends for: a leg of a call, or a stand-in in tests.
 pub trait Paced: Send + Sync + 'static {
     /// The tick for the slot this leg was filed under with `ticket`: send what is due at
-    /// `now` and say where the leg goes next. Totals of what was sent go into `sent`.
-    fn on_tick(&self, now: Instant, ticket: u64, grid: &Grid, sent: &mut Sent) -> Refile;
-}
-
-/// What to do with a filing after its tick.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Refile {
-    /// Its next packet falls in the same slot: keep it there.
-    Stay,
-    /// File it under another slot.
-    Move(Filing),
-    /// Silent, ended, or the ticket is stale: forget this filing.
-    Drop,
+    /// `now` and say where the leg goes next (`Place::moved_to`; `Unfiled` for an ended leg
+    /// or a stale ticket). Totals of what was sent go into `sent`.
+    fn on_tick(&self, now: Instant, ticket: u64, grid: &Grid, sent: &mut Sent) -> Moved;
 }
 
 /// Where and under which ticket a leg is filed.
@@ -101,10 +91,11 @@ pub struct Place {
 /// How a leg's filing changed.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Moved {
+    /// Its next packet falls in the same slot: the live filing stays where it is.
     Unchanged,
-    /// Needs filing here (the worker's own tick does it; anyone else calls `Worker::file`).
+    /// Needs filing here (after a tick the worker does it; anyone else calls `Worker::file`).
     Filed(Filing),
-    /// Silent now: no filing is live.
+    /// No filing is live: silent now (or, from a tick, ended or stale).
     Unfiled,
 }
 
@@ -126,15 +117,6 @@ impl Place {
     /// Whether a filing with `ticket` is the live one.
     pub fn holds(&self, ticket: u64) -> bool {
         self.slot.is_some() && self.ticket == ticket
-    }
-
-    /// After a tick served by the filing with this place's ticket: where it goes next.
-    pub fn refile(&mut self, next: Option<Instant>, grid: &Grid) -> Refile {
-        match self.moved_to(next, grid) {
-            Moved::Unchanged => Refile::Stay,
-            Moved::Filed(f) => Refile::Move(f),
-            Moved::Unfiled => Refile::Drop,
-        }
     }
 }
 
@@ -161,15 +143,11 @@ impl<L: Paced> Wheel<L> {
         let filings = std::mem::take(&mut self.slots[slot]);
         for (leg, ticket) in filings {
             match leg.on_tick(now, ticket, grid, sent) {
-                Refile::Stay => self.slots[slot].push((leg, ticket)),
-                Refile::Move(f) => self.file(leg, f),
-                Refile::Drop => {}
+                Moved::Unchanged => self.slots[slot].push((leg, ticket)),
+                Moved::Filed(f) => self.file(leg, f),
+                Moved::Unfiled => {}
             }
         }
-    }
-
-    fn len(&self) -> usize {
-        self.slots.iter().map(Vec::len).sum()
     }
 }
 
@@ -185,8 +163,6 @@ struct Inbox<L> {
 pub struct Worker<L> {
     inbox: Mutex<Inbox<L>>,
     wake: Condvar,
-    /// Filings in its wheel after its last tick, for metrics and tests.
-    filed: AtomicUsize,
 }
 
 impl<L: Paced> Worker<L> {
@@ -245,7 +221,6 @@ impl<L: Paced> Worker<L> {
                 wheel.serve((index % SLOTS as u64) as usize, now, &grid, &mut sent);
             }
             last = current;
-            self.filed.store(wheel.len(), Ordering::Relaxed);
             if sent != Sent::default() {
                 publish(sent);
             }
@@ -269,7 +244,6 @@ impl<L: Paced> SendPool<L> {
             let worker = Arc::new(Worker {
                 inbox: Mutex::new(Inbox { filings: Vec::new(), stop: false, parked: false }),
                 wake: Condvar::new(),
-                filed: AtomicUsize::new(0),
             });
             let (w, publish) = (worker.clone(), publish.clone());
             std::thread::Builder::new().name(format!("rtp-send-{n}")).spawn(move || w.run(grid, &*publish))?;
@@ -287,11 +261,6 @@ impl<L: Paced> SendPool<L> {
     /// The grid every worker ticks on.
     pub fn grid(&self) -> Grid {
         self.grid
-    }
-
-    /// Live and stale filings in the wheels after the workers' last ticks.
-    pub fn filed(&self) -> usize {
-        self.workers.iter().map(|w| w.filed.load(Ordering::Relaxed)).sum()
     }
 }
 
@@ -342,8 +311,8 @@ mod tests {
         let Moved::Filed(first) = place.moved_to(Some(t + ms(7)), &grid) else { panic!("filed") };
         assert_eq!(first.slot, 2);
         assert!(place.holds(first.ticket));
-        assert_eq!(place.refile(Some(t + ms(27)), &grid), Refile::Stay, "the next packet of the talkspurt");
-        let Refile::Move(second) = place.refile(Some(t + ms(41)), &grid) else { panic!("moved") };
+        assert_eq!(place.moved_to(Some(t + ms(27)), &grid), Moved::Unchanged, "the next packet of the talkspurt");
+        let Moved::Filed(second) = place.moved_to(Some(t + ms(41)), &grid) else { panic!("moved") };
         assert_eq!(second.slot, 1);
         assert!(!place.holds(first.ticket) && place.holds(second.ticket), "the old filing is stale");
         assert_eq!(place.moved_to(None, &grid), Moved::Unfiled);
@@ -358,17 +327,17 @@ mod tests {
     }
 
     impl Paced for Fake {
-        fn on_tick(&self, now: Instant, ticket: u64, grid: &Grid, sent: &mut Sent) -> Refile {
+        fn on_tick(&self, now: Instant, ticket: u64, grid: &Grid, sent: &mut Sent) -> Moved {
             let mut st = self.state.lock().unwrap();
             if !st.0.holds(ticket) {
-                return Refile::Drop;
+                return Moved::Unfiled;
             }
             assert!(now >= st.1, "served before its deadline");
             let n = self.served.fetch_add(1, Ordering::Relaxed) + 1;
             sent.packets += 1;
             st.1 += ms(20);
             let next = (n < self.stop_after).then_some(st.1);
-            st.0.refile(next, grid)
+            st.0.moved_to(next, grid)
         }
     }
 
