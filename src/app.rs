@@ -179,6 +179,7 @@ pub async fn start_with_records(
             ports: ports.clone(),
             writer: writer_stats,
             service: sip.clone(),
+            control: runtime.load(),
             version: env!("CARGO_PKG_VERSION"),
         }),
     };

@@ -24,6 +24,7 @@ pub struct MetricsSources {
     pub ports: PortPool,
     pub writer: Arc<crate::store::writer::WriterStats>,
     pub service: Arc<crate::sip::SipService>,
+    pub control: Arc<crate::runtime::ControlLoad>,
     pub version: &'static str,
 }
 
@@ -207,6 +208,16 @@ impl MetricsSources {
         dtmf.with_label_values(&["rfc4733"]).inc_by(self.media.dtmf_rfc4733.load(Ordering::Relaxed));
         dtmf.with_label_values(&["sip_info"]).inc_by(self.sip.dtmf_info.load(Ordering::Relaxed));
         reg(Box::new(dtmf))?;
+
+        let busy = prometheus::Counter::new(
+            "centralino_control_busy_seconds_total",
+            "Time the control loop (one task: engine and call legs' orders) spent working; its rate near 1 means saturated",
+        )?;
+        busy.inc_by(self.control.busy().as_secs_f64());
+        reg(Box::new(busy))?;
+        let wakeups = prometheus::IntCounter::new("centralino_control_wakeups_total", "Inputs the control loop handled")?;
+        wakeups.inc_by(self.control.wakeups());
+        reg(Box::new(wakeups))?;
 
         let ports = IntGauge::new("centralino_rtp_ports_active", "RTP ports leased to call legs now")?;
         ports.set(self.ports.in_use() as i64);

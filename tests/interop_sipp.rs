@@ -217,5 +217,11 @@ async fn sipp_200_concurrent_callers_wait_in_queue_for_30_s_and_every_port_is_fr
     // 200 callers × ~30 s × 50 packets/s, allowing for set-up and the ramp.
     assert!(sent > 200.0 * 25.0 * 50.0, "music on hold reached every caller: {sent} packets");
     assert!(metrics.contains("centralino_prompts_missing_total 0"));
+    // The control loop's own load: each call brought it at least its arrival, answer, key
+    // and hang-up; the busy time is real time spent, well under the run's.
+    let wakeups = common::metric(&metrics, "centralino_control_wakeups_total");
+    assert!(wakeups >= 200.0 * 4.0, "{wakeups} control-loop wake-ups for 200 calls");
+    let busy = common::metric(&metrics, "centralino_control_busy_seconds_total");
+    assert!(busy > 0.0 && busy < 30.0, "control loop busy {busy} s");
     svc.service.shutdown().await;
 }

@@ -243,12 +243,14 @@ def throughput(args, db_url, label):
                 sipp = children_cpu_seconds() + sum(proc_cpu_seconds(p.pid) for p in phones) - sipp0
                 wall = time.time() - wall0
                 m1 = metrics(svc.http)
+                control = m1.get("centralino_control_busy_seconds_total", 0) - m0.get("centralino_control_busy_seconds_total", 0)
                 answered = m1.get('centralino_calls_total{outcome="answered"}', 0) - m0.get('centralino_calls_total{outcome="answered"}', 0)
                 rows.append({
                     "db": label, "rate": rate, "calls": calls, "ok": ok, "failed": failed,
                     "success_pct": 100.0 * ok / calls if calls else 0, "answered": answered,
                     "cpu_ms_per_call": 1000.0 * cpu / max(ok, 1), "rss_mb": proc_rss_bytes(svc.proc.pid) / 1e6,
                     "centralino_cores": cpu / wall, "sipp_cores": sipp / wall,
+                    "control_busy": control / wall,
                     "setup_p50_ms": pct(rtts, 50), "setup_p99_ms": pct(rtts, 99), "load": la,
                 })
                 print(json.dumps(rows[-1]), file=sys.stderr)
@@ -391,10 +393,10 @@ def main():
     tp = throughput(args, db, "sqlite") if "throughput" in parts else []
     if args.postgres and "throughput" in parts:
         tp += throughput(args, args.postgres, "postgres")
-    out += ["| db | calls/s | calls | ok | success % | CPU ms/call | cores: centralino / SIPp | RSS MB | setup p50 ms | setup p99 ms | load avg |",
-            "|---|---|---|---|---|---|---|---|---|---|---|"]
+    out += ["| db | calls/s | calls | ok | success % | CPU ms/call | cores: centralino / SIPp | control loop busy | RSS MB | setup p50 ms | setup p99 ms | load avg |",
+            "|---|---|---|---|---|---|---|---|---|---|---|---|"]
     for r in tp:
-        out.append(f"| {r['db']} | {r['rate']} | {r['calls']} | {r['ok']} | {r['success_pct']:.2f} | {r['cpu_ms_per_call']:.2f} | {r['centralino_cores']:.2f} / {r['sipp_cores']:.2f} | "
+        out.append(f"| {r['db']} | {r['rate']} | {r['calls']} | {r['ok']} | {r['success_pct']:.2f} | {r['cpu_ms_per_call']:.2f} | {r['centralino_cores']:.2f} / {r['sipp_cores']:.2f} | {r.get('control_busy', float('nan')):.2f} | "
                    f"{r['rss_mb']:.0f} | {r['setup_p50_ms']:.0f} | {r['setup_p99_ms']:.0f} | {r['load']} |")
     wt = waiting(args) if "waiting" in parts else []
     out += ["", "| waiting callers | queued | CPU cores | RSS MB | KB/caller (at join) | RTP pkt/s sent | expected | ports after | fds before/after | load avg |",

@@ -47,7 +47,31 @@ impl CallLegHandle {
 }
 
 /// Runs a new INVITE to its end.
-pub(crate) async fn run(ctx: Arc<SipContext>, mut tx: Transaction) {
+///
+/// What a task keeps for the whole call is the largest state any of its awaits needs, so
+/// the set-up (its replies and reports are kilobytes of rsipstack futures, and ended long
+/// before a caller's wait is) runs boxed, its arguments moved into the box at once (an
+/// async fn would keep its own copies for the whole call), and `drive` boxes its rare
+/// branches: a waiting caller's task is a few hundred bytes.
+pub(crate) fn run(ctx: Arc<SipContext>, tx: Transaction) -> impl std::future::Future<Output = ()> + Send {
+    let setup = Box::pin(start(ctx, tx));
+    async move {
+        let Some(Started { leg, commands, states, invite_tx }) = setup.await else { return };
+        leg.drive(commands, states).await;
+        invite_tx.abort();
+    }
+}
+
+/// A leg whose INVITE was accepted for handling, with what drives it.
+struct Started {
+    leg: Leg,
+    commands: mpsc::Receiver<SipCallCommand>,
+    states: Subscription,
+    invite_tx: tokio::task::JoinHandle<()>,
+}
+
+/// Checks the INVITE, creates the dialog and reports the call; `None` when it was refused.
+async fn start(ctx: Arc<SipContext>, mut tx: Transaction) -> Option<Started> {
     let offer = tx.original.body().clone();
     let peer_ip = tx
         .connection
@@ -62,18 +86,18 @@ pub(crate) async fn run(ctx: Arc<SipContext>, mut tx: Transaction) {
         Err(e) => {
             tracing::info!(error = %e, "INVITE with an unusable SDP offer");
             let _ = tx.reply(StatusCode::NotAcceptableHere).await;
-            return;
+            return None;
         }
     };
     // Subscribed before the dialog exists, so none of its states can be missed.
     let Ok(call_id) = tx.original.call_id_header().map(|h| h.value().trim().to_owned()) else {
         let _ = tx.reply(StatusCode::BadRequest).await;
-        return;
+        return None;
     };
     let Some(state_rx) = ctx.dialog_states.subscribe(&call_id) else {
         // A second INVITE with the Call-ID of a call in progress (RFC 3261 §8.2.2.2).
         let _ = tx.reply(StatusCode::LoopDetected).await;
-        return;
+        return None;
     };
     let contact = contact_uri(&ctx, &tx, local_ip);
     let dialog = match ctx.dialogs.get_or_create_server_invite(&tx, ctx.dialog_states.sender(), None, contact) {
@@ -81,7 +105,7 @@ pub(crate) async fn run(ctx: Arc<SipContext>, mut tx: Transaction) {
         Err(e) => {
             tracing::info!(error = %e, "cannot create a dialog for an INVITE");
             let _ = tx.reply(StatusCode::ServerInternalError).await;
-            return;
+            return None;
         }
     };
     let call = new_call_id(&ctx);
@@ -95,7 +119,7 @@ pub(crate) async fn run(ctx: Arc<SipContext>, mut tx: Transaction) {
                 Some(contact) if contact.source.ip() == peer_ip => Some((operator, code)),
                 _ => {
                     let _ = tx.reply(StatusCode::Forbidden).await;
-                    return;
+                    return None;
                 }
             }
         }
@@ -105,7 +129,7 @@ pub(crate) async fn run(ctx: Arc<SipContext>, mut tx: Transaction) {
     let incoming = SipEvent::Incoming { call: call.clone(), caller, remote_media, local_ip, leg, feature };
     if ctx.events.send(incoming).await.is_err() {
         let _ = tx.reply(StatusCode::ServiceUnavailable).await;
-        return;
+        return None;
     }
     // The INVITE transaction runs beside the leg: it sends 100 Trying, absorbs
     // retransmissions, answers CANCEL (200 + 487) and waits for the ACK.
@@ -113,9 +137,8 @@ pub(crate) async fn run(ctx: Arc<SipContext>, mut tx: Transaction) {
     let invite_tx = tokio::spawn(async move {
         let _ = invite_dialog.handle(&mut tx).await;
     });
-    let leg = Leg { ctx: ctx.clone(), call: call.clone(), dialog, offer, local_ip, local_rtp: None };
-    leg.drive(cmd_rx, state_rx).await;
-    invite_tx.abort();
+    let leg = Leg { ctx, call, dialog, offer, local_ip, local_rtp: None };
+    Some(Started { leg, commands: cmd_rx, states: state_rx, invite_tx })
 }
 
 struct Leg {
@@ -139,18 +162,18 @@ impl Leg {
                 cmd = commands.recv(), if commands_open => match cmd {
                     Some(SipCallCommand::Ring) => { let _ = self.dialog.ringing(None, None); }
                     Some(SipCallCommand::Answer { local_rtp }) => self.answer(local_rtp),
-                    Some(SipCallCommand::Hangup) => self.hang_up().await,
+                    Some(SipCallCommand::Hangup) => Box::pin(self.hang_up()).await,
                     // The runtime dropped the call: make sure the caller is not left hanging.
-                    None => { commands_open = false; self.hang_up().await }
+                    None => { commands_open = false; Box::pin(self.hang_up()).await }
                 },
                 state = states.recv() => match state {
-                    Some(state) => if self.on_state(state).await { break },
+                    Some(state) => if Box::pin(self.on_state(state)).await { break },
                     None => break,
                 },
             }
         }
         self.ctx.dialogs.remove_dialog(&self.dialog.id());
-        let _ = self.ctx.events.send(SipEvent::Ended { call: self.call.clone() }).await;
+        let _ = Box::pin(self.ctx.events.send(SipEvent::Ended { call: self.call.clone() })).await;
     }
 
     fn answer(&mut self, local_rtp: SocketAddr) {
