@@ -11,6 +11,7 @@ mod dialog_states;
 mod dispatcher;
 pub mod digest;
 mod inspector;
+mod local_ip;
 mod location;
 mod nonce;
 pub mod operator_leg;
@@ -137,6 +138,8 @@ pub(crate) struct SipContext {
     pub registrar: std::sync::Mutex<registrar::Registrar>,
     /// Operators' digest HA1s by username, from the database.
     pub credentials: std::sync::RwLock<std::collections::HashMap<String, registrar::Credentials>>,
+    /// Which local address reaches which peer (SDP and Contact).
+    pub local_ips: local_ip::LocalIps,
 }
 
 impl SipContext {
@@ -231,6 +234,7 @@ impl SipService {
             settings,
             shutting_down: AtomicBool::new(false),
             next_call: AtomicU64::new(1),
+            local_ips: local_ip::LocalIps::default(),
             registrar: std::sync::Mutex::new(registrar::Registrar::new(
                 registrar::RegistrarConfig {
                     realm: settings_domain.clone(),
@@ -284,7 +288,7 @@ impl SipService {
             return ip;
         }
         let peer = self.ctx.contact_of(operator).map(|c| c.source.ip());
-        local_ip_towards(peer.unwrap_or(IpAddr::from([127, 0, 0, 1])))
+        self.ctx.local_ips.towards(peer.unwrap_or(IpAddr::from([127, 0, 0, 1])))
     }
 
     /// Replaces the operators' credentials (start-up, and after accounts change).
@@ -306,17 +310,6 @@ impl SipService {
     pub fn shutdown(&self) {
         self.cancel.cancel();
     }
-}
-
-/// The local IP the kernel would use to reach `peer`: the right address for SDP and
-/// Contact on a single-homed host, and 127.0.0.1 for a peer on loopback.
-pub fn local_ip_towards(peer: IpAddr) -> IpAddr {
-    let bind: SocketAddr = if peer.is_ipv4() { "0.0.0.0:0" } else { "[::]:0" }.parse().expect("literal");
-    std::net::UdpSocket::bind(bind)
-        .and_then(|s| s.connect(SocketAddr::new(peer, 9)).map(|_| s))
-        .and_then(|s| s.local_addr())
-        .map(|a| a.ip())
-        .unwrap_or(if peer.is_ipv4() { IpAddr::from([127, 0, 0, 1]) } else { IpAddr::from([0u16, 0, 0, 0, 0, 0, 0, 1]) })
 }
 
 /// Accepts SIP over TCP and hands each stream to rsipstack's transport layer.
