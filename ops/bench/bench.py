@@ -269,6 +269,9 @@ def waiting(args):
             svc = Service(wd, "sqlite:///dev/shm/centralino-bench-wait.db")
             svc.start()
             pid = svc.proc.pid
+            # The baseline once start-up has settled: jemalloc hands the start-up's garbage
+            # (prompt decoding, migrations) back to the kernel over its 10 s decay time.
+            time.sleep(min(12, args.settle))
             rss0, fds0 = proc_rss_bytes(pid), proc_fds(pid)
             hold = max(30, n // 200 + 20) + args.settle
             rate = min(500, n)
@@ -331,7 +334,8 @@ def route_latency(args):
         svc = Service(wd, "sqlite:///dev/shm/centralino-bench-route.db")
         svc.cli("operators", "add", "route1", "--password", "pw-route1", "--queue", "tributi:1", "--max-calls", "100")
         svc.start()
-        phone = start_operator(svc, wd, "route1", 120, talk_ms=300)
+        # Registered for the whole run (2 calls/s), so every call has its free operator.
+        phone = start_operator(svc, wd, "route1", args.route_calls // 2 + 60, talk_ms=300)
         time.sleep(2)  # the operator's REGISTER round trip
         pcap = os.path.join(wd, "route.pcap")
         cap = subprocess.Popen(["tshark", "-i", "lo", "-f", f"udp port {svc.sip}", "-w", pcap, "-q"],
@@ -404,6 +408,11 @@ def main():
     for r in wt:
         out.append(f"| {r['callers']} | {r['queued']:.0f} | {r['cpu_cores']:.2f} | {r['rss_mb']:.0f} | {r['kb_per_caller']:.1f} ({r['kb_per_caller_at_join']:.1f}) | "
                    f"{r['rtp_pps']:.0f} | {r['expected_pps']:.0f} | {r['ports_after']:.0f} | {r['fds_before_after']} | {r['load']} |")
+    # The marginal memory per caller between two sizes: free of the baseline, which
+    # jemalloc's background purging makes vary by several MB from run to run.
+    for a, b in zip(wt, wt[1:]):
+        out.append(f"\nMarginal RSS per waiting caller, {a['callers']} → {b['callers']}: "
+                   f"{(b['rss_mb'] - a['rss_mb']) * 1e6 / 1024 / max(b['queued'] - a['queued'], 1):.1f} KB")
     rl = route_latency(args) if "route" in parts else {"skipped": True}
     out += ["", f"Routing latency (caller's INFO digit -> INVITE to a free operator, tshark on lo): {json.dumps(rl)}"]
     text = "\n".join(out) + "\n"
