@@ -80,7 +80,7 @@ async fn start(ctx: Arc<SipContext>, mut tx: Transaction) -> Option<Started> {
         .and_then(|a| a.get_socketaddr().ok())
         .map(|a| a.ip())
         .unwrap_or(IpAddr::from([127, 0, 0, 1]));
-    let local_ip = ctx.settings.advertise_ip.unwrap_or_else(|| ctx.local_ips.towards(peer_ip));
+    let local_ip = ctx.local_ip_towards(peer_ip);
     let remote_media = match sdp::answer_offer(&offer, local_ip, 9, 0, 0) {
         Ok((remote, _)) => remote,
         Err(e) => {

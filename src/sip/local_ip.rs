@@ -7,7 +7,7 @@
 //! so an answer is reused for `TTL`.
 //!
 //! Owns: the cache. Must not touch: which address is advertised when one is configured
-//! (`advertise_ip` wins, decided by the callers).
+//! (`advertise_ip` wins: `SipContext::local_ip_towards`).
 
 use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};
@@ -52,7 +52,7 @@ impl LocalIps {
 
 /// The local IP the kernel would use to reach `peer`: the right address for SDP and
 /// Contact on a single-homed host, and 127.0.0.1 for a peer on loopback.
-pub fn local_ip_towards(peer: IpAddr) -> IpAddr {
+fn local_ip_towards(peer: IpAddr) -> IpAddr {
     let bind: SocketAddr = if peer.is_ipv4() { "0.0.0.0:0" } else { "[::]:0" }.parse().expect("literal");
     std::net::UdpSocket::bind(bind)
         .and_then(|s| s.connect(SocketAddr::new(peer, 9)).map(|_| s))

@@ -143,6 +143,12 @@ pub(crate) struct SipContext {
 }
 
 impl SipContext {
+    /// The local IP to advertise (SDP, Contact) towards `peer`: the configured
+    /// `advertise_ip`, else the one the routing table picks.
+    pub(crate) fn local_ip_towards(&self, peer: IpAddr) -> IpAddr {
+        self.settings.advertise_ip.unwrap_or_else(|| self.local_ips.towards(peer))
+    }
+
     pub(crate) fn registrar(&self) -> std::sync::MutexGuard<'_, registrar::Registrar> {
         // A poisoned lock means a panic mid-update elsewhere; the bindings are still usable.
         self.registrar.lock().unwrap_or_else(|e| e.into_inner())
@@ -284,11 +290,8 @@ impl SipService {
 
     /// The local IP to advertise towards an operator (for the operator leg's RTP).
     pub fn local_ip_for(&self, operator: &OperatorId) -> IpAddr {
-        if let Some(ip) = self.ctx.settings.advertise_ip {
-            return ip;
-        }
         let peer = self.ctx.contact_of(operator).map(|c| c.source.ip());
-        self.ctx.local_ips.towards(peer.unwrap_or(IpAddr::from([127, 0, 0, 1])))
+        self.ctx.local_ip_towards(peer.unwrap_or(IpAddr::from([127, 0, 0, 1])))
     }
 
     /// Replaces the operators' credentials (start-up, and after accounts change).
