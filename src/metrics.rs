@@ -157,6 +157,18 @@ impl MetricsSources {
         let bindings = IntGauge::new("centralino_sip_registrations", "Live contact bindings of operators")?;
         bindings.set(registrar.bindings as i64);
         reg(Box::new(bindings))?;
+        let dialogs = IntGauge::new("centralino_sip_dialogs", "SIP dialogs the stack holds now")?;
+        dialogs.set(self.service.dialog_count() as i64);
+        reg(Box::new(dialogs))?;
+        let transactions = IntGaugeVec::new(
+            Opts::new("centralino_sip_transactions", "SIP transactions the stack holds now, by state"),
+            &["state"],
+        )?;
+        let t = self.service.transaction_counts();
+        for (state, n) in [("running", t.running), ("finished", t.finished), ("waiting_ack", t.waiting_ack)] {
+            transactions.with_label_values(&[state]).set(n as i64);
+        }
+        reg(Box::new(transactions))?;
 
         let w = &self.writer;
         for (name, help, value) in [

@@ -209,6 +209,20 @@ async fn sipp_200_concurrent_callers_wait_in_queue_for_30_s_and_every_port_is_fr
     svc.assert_ports_returned().await;
     let metrics = svc.http_get("/metrics").await;
     assert!(metrics.contains("centralino_rtp_ports_active 0"), "{metrics}");
+    // Nothing of the SIP stack outlives the calls: no dialog, no answer waiting for an ACK,
+    // and the last BYE transactions end as their handlers return (rsipstack reports no
+    // event for that, so its gauge is polled, for at most 10 s).
+    assert_eq!(common::metric(&metrics, "centralino_sip_dialogs"), 0.0, "{metrics}");
+    assert_eq!(common::metric(&metrics, "centralino_sip_transactions{state=\"waiting_ack\"}"), 0.0);
+    let mut running = f64::NAN;
+    for _ in 0..100 {
+        running = common::metric(&svc.http_get("/metrics").await, "centralino_sip_transactions{state=\"running\"}");
+        if running == 0.0 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(running, 0.0, "SIP transactions still running 10 s after the last call");
     let sent = metrics
         .lines()
         .find(|l| l.starts_with("centralino_rtp_packets_sent_total "))

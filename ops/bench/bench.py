@@ -309,6 +309,10 @@ def waiting(args):
                 "rss_mb": rss / 1e6, "kb_per_caller": (rss - rss0) / max(queued, 1) / 1024,
                 "kb_per_caller_at_join": (rss_joined - rss0) / max(queued, 1) / 1024,
                 "rtp_pps": pps, "expected_pps": 50 * queued, "load": la,
+                # What the SIP stack holds per waiting caller at steady state (leak check).
+                "sip_dialogs": m1.get("centralino_sip_dialogs", -1),
+                "sip_transactions": {state: m1.get(f'centralino_sip_transactions{{state="{state}"}}', -1)
+                                     for state in ("running", "finished", "waiting_ack")},
             })
             print(json.dumps(rows[-1]), file=sys.stderr)
             caller.wait(timeout=hold + n // rate + 90)

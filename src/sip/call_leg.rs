@@ -17,13 +17,13 @@ use super::dialog_states::Subscription;
 use rsipstack::dialog::invite_dialog::InviteDialog;
 use rsipstack::sip::{Header, HeadersExt, StatusCode};
 use rsipstack::transaction::transaction::Transaction;
-use tokio::sync::mpsc;
+use tokio::sync::watch;
 
 use super::{sdp, SipContext, SipEvent};
 use crate::engine::ids::{CallId, DtmfDigit};
 
-/// What the runtime tells a caller's leg to do.
-#[derive(Debug)]
+/// What the runtime tells a caller's leg to do. A leg only moves forward, in this order.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum SipCallCommand {
     /// Send 180 Ringing.
     Ring,
@@ -33,16 +33,35 @@ pub enum SipCallCommand {
     Hangup,
 }
 
-/// The runtime's handle on a leg.
+impl SipCallCommand {
+    /// How far along a call this command takes the leg.
+    fn step(&self) -> u8 {
+        match self {
+            SipCallCommand::Ring => 1,
+            SipCallCommand::Answer { .. } => 2,
+            SipCallCommand::Hangup => 3,
+        }
+    }
+}
+
+/// The runtime's handle on a leg: the furthest command it gave. Each command supersedes
+/// the ones before it, so one slot is enough (a tokio channel keeps a block of 32 for the
+/// call's life: 1 KB per waiting caller); a ring the leg had no time to send is skipped.
 #[derive(Debug, Clone)]
 pub struct CallLegHandle {
-    commands: mpsc::Sender<SipCallCommand>,
+    wanted: watch::Sender<Option<SipCallCommand>>,
 }
 
 impl CallLegHandle {
     pub fn send(&self, cmd: SipCallCommand) {
-        // A full or closed channel means the leg is already ending; nothing to do.
-        let _ = self.commands.try_send(cmd);
+        // A command behind the latest (an answer after a hang-up) comes too late: ignored.
+        self.wanted.send_if_modified(|wanted| {
+            let ahead = wanted.is_none_or(|w| w.step() < cmd.step());
+            if ahead {
+                *wanted = Some(cmd);
+            }
+            ahead
+        });
     }
 }
 
@@ -65,7 +84,7 @@ pub(crate) fn run(ctx: Arc<SipContext>, tx: Transaction) -> impl std::future::Fu
 /// A leg whose INVITE was accepted for handling, with what drives it.
 struct Started {
     leg: Leg,
-    commands: mpsc::Receiver<SipCallCommand>,
+    commands: watch::Receiver<Option<SipCallCommand>>,
     states: Subscription,
     invite_tx: tokio::task::JoinHandle<()>,
 }
@@ -124,21 +143,25 @@ async fn start(ctx: Arc<SipContext>, mut tx: Transaction) -> Option<Started> {
             }
         }
     };
-    let (cmd_tx, cmd_rx) = mpsc::channel(8);
-    let leg = CallLegHandle { commands: cmd_tx };
+    let (wanted, cmd_rx) = watch::channel(None);
+    let leg = CallLegHandle { wanted };
     let incoming = SipEvent::Incoming { call: call.clone(), caller, remote_media, local_ip, leg, feature };
     if ctx.events.send(incoming).await.is_err() {
         let _ = tx.reply(StatusCode::ServiceUnavailable).await;
         return None;
     }
     // The INVITE transaction runs beside the leg: it sends 100 Trying, absorbs
-    // retransmissions, answers CANCEL (200 + 487) and waits for the ACK.
-    let mut invite_dialog = dialog.clone();
-    let invite_tx = tokio::spawn(async move {
-        let _ = invite_dialog.handle(&mut tx).await;
-    });
+    // retransmissions, answers CANCEL (200 + 487) and waits for the ACK. Spawned boxed:
+    // a task's memory is kept while its handle is, and the leg keeps this one for the
+    // whole call; boxed, what is left after the ACK is a small cell, not the transaction.
+    let invite_tx = tokio::spawn(Box::pin(invite_transaction(dialog.clone(), tx)));
     let leg = Leg { ctx, call, dialog, offer, local_ip, local_rtp: None };
     Some(Started { leg, commands: cmd_rx, states: state_rx, invite_tx })
+}
+
+/// Runs the INVITE's server transaction until it ends (ACK, CANCEL or its timers).
+async fn invite_transaction(mut dialog: InviteDialog, mut tx: Transaction) {
+    let _ = dialog.handle(&mut tx).await;
 }
 
 struct Leg {
@@ -153,18 +176,19 @@ struct Leg {
 impl Leg {
     async fn drive(
         mut self,
-        mut commands: mpsc::Receiver<SipCallCommand>,
+        mut commands: watch::Receiver<Option<SipCallCommand>>,
         mut states: Subscription,
     ) {
         let mut commands_open = true;
         loop {
             tokio::select! {
-                cmd = commands.recv(), if commands_open => match cmd {
-                    Some(SipCallCommand::Ring) => { let _ = self.dialog.ringing(None, None); }
-                    Some(SipCallCommand::Answer { local_rtp }) => self.answer(local_rtp),
-                    Some(SipCallCommand::Hangup) => Box::pin(self.hang_up()).await,
+                changed = commands.changed(), if commands_open => match changed.map(|()| *commands.borrow_and_update()) {
+                    Ok(Some(SipCallCommand::Ring)) => { let _ = self.dialog.ringing(None, None); }
+                    Ok(Some(SipCallCommand::Answer { local_rtp })) => self.answer(local_rtp),
+                    Ok(Some(SipCallCommand::Hangup)) => Box::pin(self.hang_up()).await,
+                    Ok(None) => {}
                     // The runtime dropped the call: make sure the caller is not left hanging.
-                    None => { commands_open = false; Box::pin(self.hang_up()).await }
+                    Err(_) => { commands_open = false; Box::pin(self.hang_up()).await }
                 },
                 state = states.recv() => match state {
                     Some(state) => if Box::pin(self.on_state(state)).await { break },
@@ -348,6 +372,27 @@ fn contact_uri(ctx: &SipContext, tx: &Transaction, ip: IpAddr) -> Option<rsipsta
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The runtime's commands to a leg only move it forward: a late one is dropped, a
+    /// repeated one does not wake the leg, and a dropped handle tells the leg to end.
+    #[test]
+    fn a_leg_is_only_moved_forward() {
+        let (wanted, mut leg_sees) = watch::channel(None);
+        let runtime = CallLegHandle { wanted };
+        let answer = SipCallCommand::Answer { local_rtp: "127.0.0.1:4000".parse().unwrap() };
+        runtime.send(SipCallCommand::Ring);
+        assert_eq!(*leg_sees.borrow_and_update(), Some(SipCallCommand::Ring));
+        runtime.send(answer);
+        runtime.send(SipCallCommand::Ring);
+        assert_eq!(*leg_sees.borrow_and_update(), Some(answer), "a late ring does not undo the answer");
+        runtime.send(SipCallCommand::Hangup);
+        runtime.send(answer);
+        assert_eq!(*leg_sees.borrow_and_update(), Some(SipCallCommand::Hangup));
+        runtime.send(SipCallCommand::Hangup);
+        assert!(!leg_sees.has_changed().unwrap(), "a second hang-up does not wake the leg");
+        drop(runtime);
+        assert!(leg_sees.has_changed().is_err(), "the leg learns the runtime let go of it");
+    }
 
     #[test]
     fn info_bodies_in_both_content_types() {

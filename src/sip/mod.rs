@@ -179,6 +179,17 @@ impl SipContext {
 }
 
 /// The running SIP service.
+/// Transactions the SIP stack holds (see `SipService::transaction_counts`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TransactionCounts {
+    /// In progress: a request being answered, or a response being retransmitted.
+    pub running: usize,
+    /// Ended, remembered to absorb late retransmissions.
+    pub finished: usize,
+    /// Answered INVITEs whose ACK has not arrived.
+    pub waiting_ack: usize,
+}
+
 pub struct SipService {
     ctx: Arc<SipContext>,
     cancel: CancellationToken,
@@ -307,6 +318,17 @@ impl SipService {
     /// Live dialogs (for leak checks).
     pub fn dialog_count(&self) -> usize {
         self.ctx.dialogs.len()
+    }
+
+    /// The SIP stack's transactions now, for leak checks: every one should end within
+    /// its timers (32 s over UDP) of its last message.
+    pub fn transaction_counts(&self) -> TransactionCounts {
+        let stats = self.ctx.dialogs.endpoint.get_stats();
+        TransactionCounts {
+            running: stats.running_transactions,
+            finished: stats.finished_transactions,
+            waiting_ack: stats.waiting_ack,
+        }
     }
 
     /// Closes every transport.
