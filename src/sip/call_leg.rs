@@ -155,7 +155,7 @@ async fn start(ctx: Arc<SipContext>, mut tx: Transaction) -> Option<Started> {
     // a task's memory is kept while its handle is, and the leg keeps this one for the
     // whole call; boxed, what is left after the ACK is a small cell, not the transaction.
     let invite_tx = tokio::spawn(Box::pin(invite_transaction(dialog.clone(), tx)));
-    let leg = Leg { ctx, call, dialog, offer, local_ip, local_rtp: None };
+    let leg = Leg { ctx, call, dialog, offer, local_ip, local_rtp: None, established: false };
     Some(Started { leg, commands: cmd_rx, states: state_rx, invite_tx })
 }
 
@@ -171,6 +171,10 @@ struct Leg {
     offer: Vec<u8>,
     local_ip: IpAddr,
     local_rtp: Option<SocketAddr>,
+    /// Whether `Established` was reported: rsipstack returns the dialog to `Confirmed`
+    /// after every in-dialog request it answers (INFO, re-INVITE), and an operator's
+    /// feature-code call must not run its feature again on a key press or a hold.
+    established: bool,
 }
 
 impl Leg {
@@ -233,9 +237,12 @@ impl Leg {
     /// Handles one dialog state change; `true` when the dialog is over.
     async fn on_state(&mut self, state: DialogState) -> bool {
         match state {
-            DialogState::Confirmed(..) => {
+            DialogState::Confirmed(..) if !self.established => {
+                self.established = true;
+                tracing::debug!(call = %self.call, "established");
                 let _ = self.ctx.events.send(SipEvent::Established { call: self.call.clone() }).await;
             }
+            DialogState::Confirmed(..) => {}
             DialogState::Terminated(_, reason) => {
                 tracing::debug!(call = %self.call, ?reason, "dialog terminated");
                 if matches!(reason, TerminatedReason::Timeout) {
