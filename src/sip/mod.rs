@@ -178,7 +178,6 @@ impl SipContext {
     }
 }
 
-/// The running SIP service.
 /// Transactions the SIP stack holds (see `SipService::transaction_counts`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct TransactionCounts {
@@ -190,6 +189,7 @@ pub struct TransactionCounts {
     pub waiting_ack: usize,
 }
 
+/// The running SIP service.
 pub struct SipService {
     ctx: Arc<SipContext>,
     cancel: CancellationToken,
