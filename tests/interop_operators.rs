@@ -172,6 +172,50 @@ async fn sipp_operator_feature_codes_pause_and_resume_with_a_spoken_confirmation
 
 #[tokio::test]
 #[ignore = "needs SIPp (sip-tester)"]
+async fn a_key_press_during_the_feature_confirmation_does_not_run_the_feature_again() {
+    // rsipstack returns a dialog to Confirmed after each INFO it answers; the call was
+    // established once, so the pause and its spoken confirmation must happen once.
+    let opts = TestOptions { rtp_slot: 35, ..Default::default() };
+    let (config, data) = TestService::prepare(&opts);
+    common::add_operators(&config, &[("op1", "s1", &[("tributi", 1)])]).await;
+    let svc = TestService::start_with(config, data).await;
+    let dir = tempfile::tempdir().unwrap();
+    let _phone = sipp::spawn_operator(dir.path(), svc.udp(), "op1", "s1", "answer", 1000, Duration::from_secs(60));
+    common::wait_registered(&svc, 1).await;
+    let prompt = concat!(env!("CARGO_MANIFEST_DIR"), "/ivr-scripts/prompts/it/funzione_pausa.wav");
+    let prompt_packets = (hound::WavReader::open(prompt).unwrap().duration() / 160) as usize;
+
+    // op1 dials *1 from where it registered (raw SIP: SIPp cannot send an INFO mid-prompt).
+    let mut phone = common::uac::Uac::udp(svc.udp()).await;
+    phone.from_user = "op1".into();
+    phone.to_user = "*1".into();
+    let offer = phone.sdp_offer("0", "");
+    assert_eq!(phone.call(&offer).await.status(), Some(200));
+    // Halfway through the confirmation, an INFO (a keep-alive, as some phones send).
+    let mut buf = [0u8; 2048];
+    for _ in 0..prompt_packets / 2 {
+        tokio::time::timeout(Duration::from_secs(2), phone.rtp.recv_from(&mut buf)).await.expect("the confirmation plays").unwrap();
+    }
+    phone.cseq += 1;
+    let info = phone.request("INFO", "info1", "", "", "");
+    phone.send_raw(&info).await;
+    // centralino hangs up when the confirmation ends; what it played until then is queued
+    // in the phone's RTP socket.
+    let bye = phone.expect(Duration::from_secs(15), |m| m.method() == Some("BYE")).await;
+    phone.answer_ok(&bye).await;
+    let heard = prompt_packets / 2 + phone.count_rtp(Duration::from_millis(300)).await;
+    assert!(
+        heard < prompt_packets * 5 / 4,
+        "{heard} packets for a {prompt_packets}-packet confirmation: it started again after the INFO"
+    );
+    assert!(heard >= prompt_packets * 9 / 10, "{heard} packets: the confirmation was cut short");
+    let ops = svc.http_get("/api/v1/operators").await;
+    assert!(ops.contains("\"state\":\"paused\""), "{ops}");
+    svc.service.shutdown().await;
+}
+
+#[tokio::test]
+#[ignore = "needs SIPp (sip-tester)"]
 async fn http_api_pauses_and_resumes_an_operator_and_validates_input() {
     let opts = TestOptions { rtp_slot: 34, ..Default::default() };
     let (config, data) = TestService::prepare(&opts);

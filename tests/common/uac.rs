@@ -20,6 +20,10 @@ pub struct Uac {
     pub local: SocketAddr,
     pub rtp: UdpSocket,
     pub call_id: String,
+    /// Who calls (From, Contact): a citizen's number unless a test sets an operator.
+    pub from_user: String,
+    /// Whom it calls (request URI, To): the service number unless a test dials a code.
+    pub to_user: String,
     pub from_tag: String,
     pub to_tag: Option<String>,
     pub cseq: u32,
@@ -79,6 +83,8 @@ impl Uac {
             local,
             rtp,
             call_id: format!("test-{n}-{}", std::process::id()),
+            from_user: "3331234567".into(),
+            to_user: "ivr".into(),
             from_tag: format!("ft{n}"),
             to_tag: None,
             cseq: 1,
@@ -106,8 +112,10 @@ impl Uac {
         let to_tag = self.to_tag.as_ref().map(|t| format!(";tag={t}")).unwrap_or_default();
         let ct = if body.is_empty() { String::new() } else { format!("Content-Type: {content_type}\r\n") };
         format!(
-            "{method} sip:ivr@{svc} SIP/2.0\r\nVia: SIP/2.0/{proto} {local};branch=z9hG4bK{branch}\r\nMax-Forwards: 70\r\nFrom: \"Test\" <sip:3331234567@{local}>;tag={ft}\r\nTo: <sip:ivr@{svc}>{to_tag}\r\nCall-ID: {cid}\r\nCSeq: {cseq} {method}\r\nContact: <sip:3331234567@{local};transport={lproto}>\r\n{extra_headers}{ct}Content-Length: {len}\r\n\r\n{body}",
+            "{method} sip:{to}@{svc} SIP/2.0\r\nVia: SIP/2.0/{proto} {local};branch=z9hG4bK{branch}\r\nMax-Forwards: 70\r\nFrom: \"Test\" <sip:{from}@{local}>;tag={ft}\r\nTo: <sip:{to}@{svc}>{to_tag}\r\nCall-ID: {cid}\r\nCSeq: {cseq} {method}\r\nContact: <sip:{from}@{local};transport={lproto}>\r\n{extra_headers}{ct}Content-Length: {len}\r\n\r\n{body}",
             svc = self.service,
+            from = self.from_user,
+            to = self.to_user,
             proto = self.proto(),
             lproto = self.proto().to_lowercase(),
             local = self.local,
