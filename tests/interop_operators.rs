@@ -143,13 +143,7 @@ async fn sipp_a_noanswer_operator_is_cancelled_and_a_busy_one_skipped() {
 #[tokio::test]
 #[ignore = "needs SIPp (sip-tester)"]
 async fn sipp_operator_feature_codes_pause_and_resume_with_a_spoken_confirmation() {
-    let opts = TestOptions { rtp_slot: 33, ..Default::default() };
-    let (config, data) = TestService::prepare(&opts);
-    common::add_operators(&config, &[("op1", "s1", &[("tributi", 1)])]).await;
-    let svc = TestService::start_with(config, data).await;
-    let dir = tempfile::tempdir().unwrap();
-    let _phone = sipp::spawn_operator(dir.path(), svc.udp(), "op1", "s1", "answer", 1000, Duration::from_secs(60));
-    common::wait_registered(&svc, 1).await;
+    let (svc, dir, _phone) = with_op1_registered(33, Duration::from_secs(60)).await;
     assert!(svc.http_get("/api/v1/operators").await.contains("\"state\":\"available\""));
 
     // op1 dials *1: answered, hears the confirmation, centralino hangs up; op1 is paused.
@@ -175,13 +169,7 @@ async fn sipp_operator_feature_codes_pause_and_resume_with_a_spoken_confirmation
 async fn a_key_press_during_the_feature_confirmation_does_not_run_the_feature_again() {
     // rsipstack returns a dialog to Confirmed after each INFO it answers; the call was
     // established once, so the pause and its spoken confirmation must happen once.
-    let opts = TestOptions { rtp_slot: 35, ..Default::default() };
-    let (config, data) = TestService::prepare(&opts);
-    common::add_operators(&config, &[("op1", "s1", &[("tributi", 1)])]).await;
-    let svc = TestService::start_with(config, data).await;
-    let dir = tempfile::tempdir().unwrap();
-    let _phone = sipp::spawn_operator(dir.path(), svc.udp(), "op1", "s1", "answer", 1000, Duration::from_secs(60));
-    common::wait_registered(&svc, 1).await;
+    let (svc, _dir, _phone) = with_op1_registered(35, Duration::from_secs(60)).await;
     let prompt = concat!(env!("CARGO_MANIFEST_DIR"), "/ivr-scripts/prompts/it/funzione_pausa.wav");
     let prompt_packets = (hound::WavReader::open(prompt).unwrap().duration() / 160) as usize;
 
@@ -217,13 +205,7 @@ async fn a_key_press_during_the_feature_confirmation_does_not_run_the_feature_ag
 #[tokio::test]
 #[ignore = "needs SIPp (sip-tester)"]
 async fn http_api_pauses_and_resumes_an_operator_and_validates_input() {
-    let opts = TestOptions { rtp_slot: 34, ..Default::default() };
-    let (config, data) = TestService::prepare(&opts);
-    common::add_operators(&config, &[("op1", "s1", &[("tributi", 1)])]).await;
-    let svc = TestService::start_with(config, data).await;
-    let dir = tempfile::tempdir().unwrap();
-    let _phone = sipp::spawn_operator(dir.path(), svc.udp(), "op1", "s1", "answer", 1000, Duration::from_secs(30));
-    common::wait_registered(&svc, 1).await;
+    let (svc, _dir, _phone) = with_op1_registered(34, Duration::from_secs(30)).await;
     let post = |path: &'static str, body: &'static str| common::http_post(svc.service.http, path, body);
     let (status, _) = post("/api/v1/operators/op1/pause", r#"{"reason":"riunione"}"#).await;
     assert_eq!(status, 200);
@@ -237,4 +219,20 @@ async fn http_api_pauses_and_resumes_an_operator_and_validates_input() {
     assert_eq!(post("/api/v1/operators/op1/logout", "").await.0, 200);
     assert!(svc.http_get("/api/v1/operators").await.contains("\"state\":\"offline\""));
     svc.service.shutdown().await;
+}
+
+/// The service with one operator, op1 (password s1, serving tributi), registered from a SIPp
+/// phone that answers after 1 s and stays registered for `phone_lifetime`.
+async fn with_op1_registered(
+    rtp_slot: u16,
+    phone_lifetime: Duration,
+) -> (TestService, tempfile::TempDir, (tokio::process::Child, u16)) {
+    let opts = TestOptions { rtp_slot, ..Default::default() };
+    let (config, data) = TestService::prepare(&opts);
+    common::add_operators(&config, &[("op1", "s1", &[("tributi", 1)])]).await;
+    let svc = TestService::start_with(config, data).await;
+    let dir = tempfile::tempdir().unwrap();
+    let phone = sipp::spawn_operator(dir.path(), svc.udp(), "op1", "s1", "answer", 1000, phone_lifetime);
+    common::wait_registered(&svc, 1).await;
+    (svc, dir, phone)
 }
