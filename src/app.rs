@@ -112,7 +112,7 @@ pub async fn start_with_records(
         udp: listen.iter().filter_map(|l| if let Listen::Udp(a) = l { Some(*a) } else { None }).collect(),
         tcp: listen.iter().filter_map(|l| if let Listen::Tcp(a) = l { Some(*a) } else { None }).collect(),
         advertise_ip: config.sip.advertise_ip.parse().ok(),
-        user_agent: format!("{}/{}", config.sip.user_agent, env!("CARGO_PKG_VERSION")),
+        user_agent: config.sip.user_agent.clone(),
         node: config.node.clone(),
         domain: config.sip.domain.clone(),
         digest_algorithms: config
@@ -121,6 +121,7 @@ pub async fn start_with_records(
             .iter()
             .filter_map(|a| crate::sip::digest::DigestAlgorithm::from_token(a))
             .collect(),
+        edge: config.limits.edge(ports.capacity()),
     };
     let store = Store::open(&config.database.url)
         .await

@@ -60,6 +60,12 @@ impl Location {
             .collect()
     }
 
+    /// Whether a live binding was registered from `ip`.
+    pub fn has_source_ip(&self, now: Instant, ip: std::net::IpAddr) -> bool {
+        let ip = ip.to_canonical();
+        self.users.values().flatten().any(|b| b.expires_at > now && b.source.ip().to_canonical() == ip)
+    }
+
     /// Replaces the user's bindings; the event if reachability changed.
     pub fn set(&mut self, user: &str, list: Vec<Binding>) -> Option<RegistrarEvent> {
         let was = self.users.contains_key(user);

@@ -292,6 +292,11 @@ impl Registrar {
         self.location.contacts(now, username)
     }
 
+    /// Whether a live binding of any operator was registered from `ip`.
+    pub fn has_source_ip(&self, now: Instant, ip: std::net::IpAddr) -> bool {
+        self.location.has_source_ip(now, ip)
+    }
+
     /// Whether `username` has a live binding.
     pub fn is_registered(&self, now: Instant, username: &str) -> bool {
         !self.contacts(now, username).is_empty()

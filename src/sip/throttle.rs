@@ -12,6 +12,8 @@ use std::collections::{HashMap, VecDeque};
 use std::net::IpAddr;
 use std::time::{Duration, Instant};
 
+use super::source::SourceKey;
+
 /// Throttling policy.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct ThrottleConfig {
@@ -30,25 +32,6 @@ impl Default for ThrottleConfig {
             window: Duration::from_secs(60),
             cool_off: Duration::from_secs(60),
             max_tracked: 10_000,
-        }
-    }
-}
-
-/// The key a source is throttled by.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-enum SourceKey {
-    V4(u32),
-    V6Prefix(u64),
-}
-
-impl From<IpAddr> for SourceKey {
-    fn from(ip: IpAddr) -> SourceKey {
-        match ip {
-            IpAddr::V4(v4) => SourceKey::V4(v4.into()),
-            IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
-                Some(v4) => SourceKey::V4(v4.into()),
-                None => SourceKey::V6Prefix((u128::from(v6) >> 64) as u64),
-            },
         }
     }
 }
