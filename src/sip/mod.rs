@@ -188,6 +188,15 @@ impl SipContext {
             let event = match event {
                 registrar::RegistrarEvent::Registered { username } => SipEvent::OperatorRegistered { operator: OperatorId(username) },
                 registrar::RegistrarEvent::Unregistered { username } => SipEvent::OperatorUnregistered { operator: OperatorId(username) },
+                registrar::RegistrarEvent::Blocked { source, username, scope, secs } => {
+                    tracing::warn!(%source, %username, scope, secs, "repeated authentication failures: REGISTER blocked");
+                    continue;
+                }
+                registrar::RegistrarEvent::Guesser { source, username } => {
+                    let detail = format!("authentication failures across usernames (last: {username:?})");
+                    self.edge.ban(source, bans::BanReason::PasswordGuessing, &detail);
+                    continue;
+                }
             };
             let _ = self.events.send(event).await;
         }
