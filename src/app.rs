@@ -35,11 +35,18 @@ pub struct Service {
     pub sip_tcp: Vec<SocketAddr>,
     pub http: SocketAddr,
     pub ports: PortPool,
+    /// The SIP edge: bans, admission counts.
+    pub edge: Arc<crate::sip::edge::Edge>,
     stop: Option<oneshot::Sender<()>>,
     done: tokio::task::JoinHandle<()>,
 }
 
 impl Service {
+    /// The sources banned now.
+    pub fn bans(&self) -> Vec<crate::sip::bans::BanView> {
+        self.edge.bans()
+    }
+
     /// Ends every call, stops the listeners and waits for the control loop.
     pub async fn shutdown(mut self) {
         if let Some(stop) = self.stop.take() {
@@ -155,6 +162,7 @@ pub async fn start_with_records(
     sip.set_credentials(credentials_of(&operators));
     let sip_udp = sip.udp_addrs().to_vec();
     let sip_tcp = sip.tcp_addrs().to_vec();
+    let edge = sip.edge().clone();
 
     let media = MediaContext {
         pool: ports.clone(),
@@ -218,7 +226,7 @@ pub async fn start_with_records(
         tracing::info!("stopped");
     });
     tracing::info!(?sip_udp, ?sip_tcp, %http, "centralino is serving");
-    Ok(Service { sip_udp, sip_tcp, http, ports, stop: Some(stop_tx), done })
+    Ok(Service { sip_udp, sip_tcp, http, ports, edge, stop: Some(stop_tx), done })
 }
 
 /// Runs until SIGINT or SIGTERM, then shuts down cleanly.
