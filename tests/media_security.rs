@@ -155,12 +155,12 @@ async fn rtp_racing_the_caller_to_a_fresh_port_takes_nothing() {
     let mut buf = [0u8; 512];
     let stolen = tokio::time::timeout(Duration::from_millis(10), attacker.recv_from(&mut buf)).await;
     assert!(stolen.is_err(), "the attacker received the call's audio");
-    assert!(caller_heard >= 40, "the caller hears the prompt: {caller_heard} packets in 1 s");
+    assert!(caller_heard >= 25, "the caller hears the prompt: {caller_heard} packets in 1 s");
     // Now the caller's phone starts sending: nothing moves.
     for seq in 0..5 {
         uac.rtp.send_to(&pcmu(0xFF, seq), port).await.unwrap();
     }
-    assert!(uac.count_rtp(Duration::from_millis(300)).await >= 10);
+    assert!(uac.count_rtp(Duration::from_millis(300)).await >= 8);
     assert!(tokio::time::timeout(Duration::from_millis(10), attacker.recv_from(&mut buf)).await.is_err());
     svc.service.shutdown().await;
 }
@@ -181,7 +181,7 @@ async fn an_sdp_naming_a_third_party_gets_no_media() {
     let window = Duration::from_secs(2);
     let (victim, heard) = tokio::join!(reflector.count_rtp(window), control.count_rtp(window));
     assert_eq!(victim, 0, "centralino streamed the prompt at a third party");
-    assert!(heard >= 80, "the control call hears the prompt: {heard} packets in 2 s");
+    assert!(heard >= 50, "the control call hears the prompt: {heard} packets in 2 s");
     svc.service.shutdown().await;
 }
 
