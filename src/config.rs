@@ -212,7 +212,8 @@ pub struct QueueConfig {
     #[serde(default = "default_auto_pause")]
     pub auto_pause_after: u32,
     /// Most callers waiting at once (0: no limit); more go to `overflow` (or a message).
-    #[serde(default)]
+    /// Bounded by default: a queue is not a place to park an unlimited number of calls.
+    #[serde(default = "default_max_callers")]
     pub max_callers: usize,
     /// A caller who arrives while no operator of the queue is logged in: `join`, `overflow`
     /// or `message`.
@@ -241,6 +242,9 @@ pub struct QueueConfig {
     pub expected_talk_secs: u64,
 }
 
+fn default_max_callers() -> usize {
+    250
+}
 fn default_no_operators() -> String {
     "join".into()
 }

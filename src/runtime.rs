@@ -394,8 +394,8 @@ impl Runtime {
                 legs.media = Some(media);
             }
             Err(e) => {
-                tracing::warn!(%call, error = %e, "no RTP port: refusing the call");
-                legs.sip.send(SipCallCommand::Hangup);
+                tracing::warn!(%call, error = %e, "no RTP port: refusing the call with 503");
+                legs.sip.send(SipCallCommand::Unavailable);
                 self.engine.handle_input(Now::read(), Input::CallEnded { call });
             }
         }

@@ -125,7 +125,8 @@ class Service:
         self.proc = None
         # The bench queue: no wrap-up, so a free operator is offered the next caller at once.
         default = subprocess.run([BIN, "default-config"], capture_output=True, text=True, check=True).stdout
-        config = default.replace('name = "tributi"', 'name = "tributi"\nwrap_up_secs = 0')
+        # No cap on waiting callers: the waiting part puts 10,000 of them in this queue.
+        config = default.replace('name = "tributi"', 'name = "tributi"\nwrap_up_secs = 0\nmax_callers = 0')
         path = os.path.join(workdir, "bench.toml")
         with open(path, "w") as f:
             f.write(config)

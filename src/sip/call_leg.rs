@@ -33,6 +33,9 @@ pub enum SipCallCommand {
     Answer { local_rtp: SocketAddr },
     /// End the call: BYE when answered, else a final error response.
     Hangup,
+    /// Refuse the unanswered call with 503 (no RTP port could be had): the caller's phone
+    /// or carrier may try elsewhere or later. Like `Hangup` once answered.
+    Unavailable,
 }
 
 impl SipCallCommand {
@@ -41,7 +44,7 @@ impl SipCallCommand {
         match self {
             SipCallCommand::Ring => 1,
             SipCallCommand::Answer { .. } => 2,
-            SipCallCommand::Hangup => 3,
+            SipCallCommand::Hangup | SipCallCommand::Unavailable => 3,
         }
     }
 }
@@ -196,10 +199,11 @@ impl Leg {
                 changed = commands.changed(), if commands_open => match changed.map(|()| *commands.borrow_and_update()) {
                     Ok(Some(SipCallCommand::Ring)) => { let _ = self.dialog.ringing(None, None); }
                     Ok(Some(SipCallCommand::Answer { local_rtp })) => self.answer(local_rtp),
-                    Ok(Some(SipCallCommand::Hangup)) => Box::pin(self.hang_up()).await,
+                    Ok(Some(SipCallCommand::Hangup)) => Box::pin(self.hang_up(StatusCode::TemporarilyUnavailable)).await,
+                    Ok(Some(SipCallCommand::Unavailable)) => Box::pin(self.hang_up(StatusCode::ServiceUnavailable)).await,
                     Ok(None) => {}
                     // The runtime dropped the call: make sure the caller is not left hanging.
-                    Err(_) => { commands_open = false; Box::pin(self.hang_up()).await }
+                    Err(_) => { commands_open = false; Box::pin(self.hang_up(StatusCode::TemporarilyUnavailable)).await }
                 },
                 state = states.recv() => match state {
                     Some(state) => if Box::pin(self.on_state(state)).await { break },
@@ -227,7 +231,8 @@ impl Leg {
         }
     }
 
-    async fn hang_up(&mut self) {
+    /// BYE when answered, else `unanswered` as the final response.
+    async fn hang_up(&mut self, unanswered: StatusCode) {
         match self.dialog.state() {
             DialogState::Confirmed(..) | DialogState::WaitAck(..) => {
                 if let Err(e) = self.dialog.bye().await {
@@ -236,7 +241,7 @@ impl Leg {
             }
             DialogState::Terminated(..) => {}
             _ => {
-                let _ = self.dialog.reject(Some(StatusCode::TemporarilyUnavailable), None);
+                let _ = self.dialog.reject(Some(unanswered), None);
             }
         }
     }
