@@ -1,4 +1,4 @@
-//! The command line (clap): `serve`, `check`, `default-config`, `schedule`.
+//! The command line (clap): `serve`, `check`, `default-config`, `schedule`, `admin-token`, …
 
 use std::path::PathBuf;
 
@@ -22,6 +22,9 @@ pub enum Command {
     Check,
     /// Print the commented default configuration.
     DefaultConfig,
+    /// Print the admin API's token: the first of http.admin_tokens, else the one `serve`
+    /// generated into http.token_file. For `curl -H "Authorization: Bearer $(centralino admin-token)"`.
+    AdminToken,
     /// Whether the office is open at a moment, why, and when that changes.
     /// Create or upgrade the database schema (serve does it too).
     Migrate,
