@@ -38,11 +38,18 @@ pub struct Service {
     /// for in-process clients such as tests.
     pub admin_token: String,
     pub ports: PortPool,
+    /// The SIP edge: bans, admission counts.
+    pub edge: Arc<crate::sip::edge::Edge>,
     stop: Option<oneshot::Sender<()>>,
     done: tokio::task::JoinHandle<()>,
 }
 
 impl Service {
+    /// The sources banned now.
+    pub fn bans(&self) -> Vec<crate::sip::bans::BanView> {
+        self.edge.bans()
+    }
+
     /// Ends every call, stops the listeners and waits for the control loop.
     pub async fn shutdown(mut self) {
         if let Some(stop) = self.stop.take() {
@@ -121,7 +128,7 @@ pub async fn start_with_records(
         udp: listen.iter().filter_map(|l| if let Listen::Udp(a) = l { Some(*a) } else { None }).collect(),
         tcp: listen.iter().filter_map(|l| if let Listen::Tcp(a) = l { Some(*a) } else { None }).collect(),
         advertise_ip: config.sip.advertise_ip.parse().ok(),
-        user_agent: format!("{}/{}", config.sip.user_agent, env!("CARGO_PKG_VERSION")),
+        user_agent: config.sip.user_agent.clone(),
         node: config.node.clone(),
         domain: config.sip.domain.clone(),
         digest_algorithms: config
@@ -130,6 +137,7 @@ pub async fn start_with_records(
             .iter()
             .filter_map(|a| crate::sip::digest::DigestAlgorithm::from_token(a))
             .collect(),
+        edge: config.limits.edge(ports.capacity()),
     };
     let store = Store::open(&config.database.url)
         .await
@@ -163,6 +171,7 @@ pub async fn start_with_records(
     sip.set_credentials(credentials_of(&operators));
     let sip_udp = sip.udp_addrs().to_vec();
     let sip_tcp = sip.tcp_addrs().to_vec();
+    let edge = sip.edge().clone();
 
     let media = MediaContext {
         pool: ports.clone(),
@@ -234,7 +243,7 @@ pub async fn start_with_records(
         tracing::info!("stopped");
     });
     tracing::info!(?sip_udp, ?sip_tcp, %http, "centralino is serving");
-    Ok(Service { sip_udp, sip_tcp, http, admin_token, ports, stop: Some(stop_tx), done })
+    Ok(Service { sip_udp, sip_tcp, http, admin_token, ports, edge, stop: Some(stop_tx), done })
 }
 
 /// Runs until SIGINT or SIGTERM, then shuts down cleanly.

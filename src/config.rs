@@ -19,7 +19,7 @@ pub const DEFAULT_CONFIG: &str = include_str!("default_config.toml");
 const ENV_PREFIX: &str = "CENTRALINO_";
 
 /// The top-level keys an environment override may start with.
-const CONFIG_SECTIONS: [&str; 7] = ["node", "sip", "media", "http", "database", "ivr", "schedule"];
+const CONFIG_SECTIONS: [&str; 8] = ["node", "sip", "media", "limits", "http", "database", "ivr", "schedule"];
 
 /// The whole configuration.
 #[derive(Clone, Debug, Deserialize)]
@@ -29,6 +29,7 @@ pub struct Config {
     pub node: String,
     pub sip: SipConfig,
     pub media: MediaConfig,
+    pub limits: LimitsConfig,
     pub http: HttpConfig,
     pub database: DatabaseConfig,
     pub ivr: IvrConfig,
@@ -53,6 +54,102 @@ pub struct SipConfig {
 pub struct MediaConfig {
     pub rtp_ports: String,
     pub rtp_timeout_secs: u64,
+}
+
+/// What the SIP edge allows each kind of source (`[limits]`).
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LimitsConfig {
+    pub trunk_sources: Vec<String>,
+    pub max_calls: usize,
+    pub trunk_max_calls: usize,
+    pub trunk_invites_per_sec: f64,
+    pub trunk_invite_burst: f64,
+    pub operator_max_calls: usize,
+    pub operator_invites_per_sec: f64,
+    pub operator_invite_burst: f64,
+    pub unknown_max_calls: usize,
+    pub unknown_invites_per_sec: f64,
+    pub unknown_invite_burst: f64,
+    pub ban_after_refusals: usize,
+    pub ban_window_secs: u64,
+    pub ban_secs: u64,
+    pub retry_after_secs: u64,
+    pub scanner_user_agents: Vec<String>,
+}
+
+impl LimitsConfig {
+    /// The edge's settings; `rtp_ports` is the size of the RTP pool, which the automatic
+    /// service ceiling stays below (valid after `validate`).
+    pub fn edge(&self, rtp_ports: usize) -> crate::sip::edge::EdgeSettings {
+        use crate::sip::admission::{AdmissionConfig, SourceLimits};
+        use std::time::Duration;
+        // A caller's leg takes a port and an answered call a second one for the operator:
+        // a tenth of the pool stays for operators' legs (far more than an office has).
+        let max_calls = if self.max_calls > 0 { self.max_calls } else { (rtp_ports * 9 / 10).max(1) };
+        crate::sip::edge::EdgeSettings {
+            admission: AdmissionConfig {
+                max_calls,
+                trunk: SourceLimits {
+                    max_calls: self.trunk_max_calls,
+                    invites_per_sec: self.trunk_invites_per_sec,
+                    invite_burst: self.trunk_invite_burst,
+                },
+                operator: SourceLimits {
+                    max_calls: self.operator_max_calls,
+                    invites_per_sec: self.operator_invites_per_sec,
+                    invite_burst: self.operator_invite_burst,
+                },
+                unknown: SourceLimits {
+                    max_calls: self.unknown_max_calls,
+                    invites_per_sec: self.unknown_invites_per_sec,
+                    invite_burst: self.unknown_invite_burst,
+                },
+                ban_after: self.ban_after_refusals,
+                ban_window: Duration::from_secs(self.ban_window_secs),
+                retry_after: Duration::from_secs(self.retry_after_secs),
+                ..AdmissionConfig::default()
+            },
+            trunk_sources: self.trunk_sources.iter().filter_map(|s| parse_net(s).ok()).collect(),
+            scanner_agents: self.scanner_user_agents.iter().map(|s| s.to_ascii_lowercase()).collect(),
+            ban_duration: Duration::from_secs(self.ban_secs),
+        }
+    }
+
+    fn validate(&self, problems: &mut Vec<(String, String)>) {
+        for (i, s) in self.trunk_sources.iter().enumerate() {
+            if let Err(m) = parse_net(s) {
+                problems.push((format!("limits.trunk_sources[{i}]"), m));
+            }
+        }
+        for (key, rate, burst) in [
+            ("trunk", self.trunk_invites_per_sec, self.trunk_invite_burst),
+            ("operator", self.operator_invites_per_sec, self.operator_invite_burst),
+            ("unknown", self.unknown_invites_per_sec, self.unknown_invite_burst),
+        ] {
+            if !(rate.is_finite() && rate > 0.0) {
+                problems.push((format!("limits.{key}_invites_per_sec"), "a rate above 0".into()));
+            }
+            if !(burst.is_finite() && burst >= 1.0) {
+                problems.push((format!("limits.{key}_invite_burst"), "at least 1".into()));
+            }
+        }
+        if self.ban_secs == 0 && self.ban_after_refusals > 0 {
+            problems.push(("limits.ban_secs".into(), "above 0 (or ban_after_refusals = 0 to never ban)".into()));
+        }
+        if self.scanner_user_agents.iter().any(|s| s.trim().is_empty()) {
+            problems.push(("limits.scanner_user_agents".into(), "an empty entry would match every User-Agent".into()));
+        }
+    }
+}
+
+/// An IP address or a CIDR network, e.g. `203.0.113.7` or `203.0.113.0/24`.
+fn parse_net(s: &str) -> Result<ipnet::IpNet, String> {
+    let s = s.trim();
+    if let Ok(ip) = s.parse::<std::net::IpAddr>() {
+        return Ok(ipnet::IpNet::from(ip));
+    }
+    s.parse::<ipnet::IpNet>().map_err(|_| format!("{s:?} is not an IP address or CIDR network (e.g. 203.0.113.0/24)"))
 }
 
 #[derive(Clone, Debug, Deserialize)]
@@ -378,6 +475,10 @@ impl Config {
         if let Err(m) = parse_port_range(&self.media.rtp_ports) {
             problems.push(("media.rtp_ports".into(), m));
         }
+        if self.sip.user_agent.chars().any(char::is_control) || self.sip.user_agent.len() > 128 {
+            problems.push(("sip.user_agent".into(), "up to 128 characters, no control characters (it is written into SIP headers)".into()));
+        }
+        self.limits.validate(&mut problems);
         problems.extend(self.http.problems());
         if self.node.is_empty() || !self.node.chars().all(|c| c.is_ascii_alphanumeric() || c == '-') {
             problems.push(("node".into(), "use letters, digits and '-' only".into()));

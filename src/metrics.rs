@@ -157,6 +157,36 @@ impl MetricsSources {
         let bindings = IntGauge::new("centralino_sip_registrations", "Live contact bindings of operators")?;
         bindings.set(registrar.bindings as i64);
         reg(Box::new(bindings))?;
+        let edge = self.service.edge().stats();
+        let rejected = IntCounterVec::new(
+            Opts::new("centralino_sip_rejected_total", "SIP requests refused or dropped at the edge, by reason"),
+            &["reason"],
+        )?;
+        let mut refused: std::collections::BTreeMap<&str, u64> = std::collections::BTreeMap::new();
+        for ((reason, _), n) in &edge.admission.refused {
+            *refused.entry(reason.as_str()).or_default() += n;
+        }
+        refused.insert("banned", edge.bans.dropped);
+        refused.insert("scanner", edge.scanners);
+        refused.insert("foreign_in_dialog", self.sip.foreign_in_dialog.load(Ordering::Relaxed));
+        for reason in crate::sip::admission::Refusal::ALL {
+            refused.entry(reason.as_str()).or_default();
+        }
+        for (reason, n) in refused {
+            rejected.with_label_values(&[reason]).inc_by(n);
+        }
+        reg(Box::new(rejected))?;
+        let bans = IntCounterVec::new(Opts::new("centralino_sip_bans_total", "Sources banned, by reason"), &["reason"])?;
+        for reason in crate::sip::bans::BanReason::ALL {
+            bans.with_label_values(&[reason.as_str()]).inc_by(edge.bans.started.get(&reason).copied().unwrap_or(0));
+        }
+        reg(Box::new(bans))?;
+        let active = IntGauge::new("centralino_sip_bans_active", "Sources banned now")?;
+        active.set(edge.bans_active as i64);
+        reg(Box::new(active))?;
+        let admitted = IntGauge::new("centralino_sip_calls_admitted", "Calls holding a place in the edge's admission counts")?;
+        admitted.set(edge.calls as i64);
+        reg(Box::new(admitted))?;
         let dialogs = IntGauge::new("centralino_sip_dialogs", "SIP dialogs the stack holds now")?;
         dialogs.set(self.service.dialog_count() as i64);
         reg(Box::new(dialogs))?;

@@ -19,6 +19,8 @@ use rsipstack::sip::{Header, HeadersExt, StatusCode};
 use rsipstack::transaction::transaction::Transaction;
 use tokio::sync::watch;
 
+use super::dialog_peers::PeerEntry;
+use super::edge::CallPermit;
 use super::{sdp, SipContext, SipEvent};
 use crate::engine::ids::{CallId, DtmfDigit};
 
@@ -72,8 +74,8 @@ impl CallLegHandle {
 /// before a caller's wait is) runs boxed, its arguments moved into the box at once (an
 /// async fn would keep its own copies for the whole call), and `drive` boxes its rare
 /// branches: a waiting caller's task is under 1 KB (it was 6.7 KB; release build).
-pub(crate) fn run(ctx: Arc<SipContext>, tx: Transaction) -> impl std::future::Future<Output = ()> + Send {
-    let setup = Box::pin(start(ctx, tx));
+pub(crate) fn run(ctx: Arc<SipContext>, tx: Transaction, permit: CallPermit) -> impl std::future::Future<Output = ()> + Send {
+    let setup = Box::pin(start(ctx, tx, permit));
     async move {
         let Some(Started { leg, commands, states, invite_tx }) = setup.await else { return };
         leg.drive(commands, states).await;
@@ -90,7 +92,7 @@ struct Started {
 }
 
 /// Checks the INVITE, creates the dialog and reports the call; `None` when it was refused.
-async fn start(ctx: Arc<SipContext>, mut tx: Transaction) -> Option<Started> {
+async fn start(ctx: Arc<SipContext>, mut tx: Transaction, permit: CallPermit) -> Option<Started> {
     let offer = tx.original.body().clone();
     let peer_ip = tx
         .connection
@@ -118,6 +120,8 @@ async fn start(ctx: Arc<SipContext>, mut tx: Transaction) -> Option<Started> {
         let _ = tx.reply(StatusCode::LoopDetected).await;
         return None;
     };
+    // In-dialog requests for this call must come from where the INVITE came from.
+    let peer = ctx.dialog_peers.insert(&call_id, peer_ip);
     let contact = contact_uri(&ctx, &tx, local_ip);
     let dialog = match ctx.dialogs.get_or_create_server_invite(&tx, ctx.dialog_states.sender(), None, contact) {
         Ok(d) => d,
@@ -155,7 +159,7 @@ async fn start(ctx: Arc<SipContext>, mut tx: Transaction) -> Option<Started> {
     // a task's memory is kept while its handle is, and the leg keeps this one for the
     // whole call; boxed, what is left after the ACK is a small cell, not the transaction.
     let invite_tx = tokio::spawn(Box::pin(invite_transaction(dialog.clone(), tx)));
-    let leg = Leg { ctx, call, dialog, offer, local_ip, local_rtp: None, established: false };
+    let leg = Leg { ctx, call, dialog, offer, local_ip, local_rtp: None, established: false, _admitted: (permit, peer) };
     Some(Started { leg, commands: cmd_rx, states: state_rx, invite_tx })
 }
 
@@ -175,6 +179,9 @@ struct Leg {
     /// after every in-dialog request it answers (INFO, re-INVITE), and an operator's
     /// feature-code call must not run its feature again on a key press or a hold.
     established: bool,
+    /// The call's place in the edge's admission counts and its peer's row, both given back
+    /// when the leg ends.
+    _admitted: (CallPermit, PeerEntry),
 }
 
 impl Leg {

@@ -11,6 +11,8 @@ pub struct SipCounters {
     pub parse_errors: AtomicU64,
     /// DTMF digits received by SIP INFO.
     pub dtmf_info: AtomicU64,
+    /// In-dialog requests refused because they came from another address than the peer's.
+    pub foreign_in_dialog: AtomicU64,
     // std Mutex: a map insert per message, never held across an `.await`.
     messages: Mutex<BTreeMap<(&'static str, String, String), u64>>,
 }

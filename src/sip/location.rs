@@ -37,6 +37,11 @@ pub enum RegistrarEvent {
     Registered { username: String },
     /// The user's last binding went (expiry, `Expires: 0`, `*`, or `remove_user`).
     Unregistered { username: String },
+    /// Failed answers blocked `source` (`scope` "address+user") or every address but the
+    /// user's own phones (`scope` "user") from trying `username` for `secs`.
+    Blocked { source: std::net::IpAddr, username: String, scope: &'static str, secs: u64 },
+    /// `source` failed for too many usernames: a guesser, to be banned.
+    Guesser { source: std::net::IpAddr, username: String },
 }
 
 /// Bindings per username.
@@ -58,6 +63,12 @@ impl Location {
             .iter()
             .filter(|b| b.expires_at > now)
             .collect()
+    }
+
+    /// Whether a live binding was registered from `ip`.
+    pub fn has_source_ip(&self, now: Instant, ip: std::net::IpAddr) -> bool {
+        let ip = ip.to_canonical();
+        self.users.values().flatten().any(|b| b.expires_at > now && b.source.ip().to_canonical() == ip)
     }
 
     /// Replaces the user's bindings; the event if reachability changed.

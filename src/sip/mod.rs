@@ -5,11 +5,15 @@
 //! Owns: sockets for SIP, transactions, dialogs. Must not touch: call policy (the engine
 //! decides), the database, media sockets.
 
+pub mod admission;
+pub mod bans;
 mod call_leg;
 pub mod counters;
+mod dialog_peers;
 mod dialog_states;
 mod dispatcher;
 pub mod digest;
+pub mod edge;
 mod inspector;
 mod local_ip;
 mod location;
@@ -19,6 +23,7 @@ pub mod registrar;
 mod throttle;
 pub mod screen;
 pub mod sdp;
+mod source;
 
 use std::net::{IpAddr, SocketAddr};
 use std::sync::atomic::{AtomicBool, AtomicU64};
@@ -118,6 +123,8 @@ pub struct SipSettings {
     pub domain: String,
     /// Algorithms offered in REGISTER challenges, in order.
     pub digest_algorithms: Vec<digest::DigestAlgorithm>,
+    /// Limits, bans and scanners at the edge.
+    pub edge: edge::EdgeSettings,
 }
 
 /// Shared by the dispatcher and the call legs.
@@ -140,6 +147,10 @@ pub(crate) struct SipContext {
     pub credentials: std::sync::RwLock<std::collections::HashMap<String, registrar::Credentials>>,
     /// Which local address reaches which peer (SDP and Contact).
     pub local_ips: local_ip::LocalIps,
+    /// Bans, scanners and admission of new calls.
+    pub edge: Arc<edge::Edge>,
+    /// Each dialog's peer address: in-dialog requests from anyone else are refused.
+    pub dialog_peers: dialog_peers::DialogPeers,
 }
 
 impl SipContext {
@@ -147,6 +158,11 @@ impl SipContext {
     /// `advertise_ip`, else the one the routing table picks.
     pub(crate) fn local_ip_towards(&self, peer: IpAddr) -> IpAddr {
         self.settings.advertise_ip.unwrap_or_else(|| self.local_ips.towards(peer))
+    }
+
+    /// Whether `ip` is the source of a registered operator's live binding.
+    pub(crate) fn is_operator_address(&self, ip: IpAddr) -> bool {
+        self.registrar().has_source_ip(crate::clock::Now::read().instant, ip)
     }
 
     pub(crate) fn registrar(&self) -> std::sync::MutexGuard<'_, registrar::Registrar> {
@@ -172,6 +188,15 @@ impl SipContext {
             let event = match event {
                 registrar::RegistrarEvent::Registered { username } => SipEvent::OperatorRegistered { operator: OperatorId(username) },
                 registrar::RegistrarEvent::Unregistered { username } => SipEvent::OperatorUnregistered { operator: OperatorId(username) },
+                registrar::RegistrarEvent::Blocked { source, username, scope, secs } => {
+                    tracing::warn!(%source, %username, scope, secs, "repeated authentication failures: REGISTER blocked");
+                    continue;
+                }
+                registrar::RegistrarEvent::Guesser { source, username } => {
+                    let detail = format!("authentication failures across usernames (last: {username:?})");
+                    self.edge.ban(source, bans::BanReason::PasswordGuessing, &detail);
+                    continue;
+                }
             };
             let _ = self.events.send(event).await;
         }
@@ -206,13 +231,14 @@ impl SipService {
         counters: Arc<SipCounters>,
     ) -> anyhow::Result<SipService> {
         let cancel = CancellationToken::new();
+        let edge = edge::Edge::new(settings.edge.clone());
         let transport = TransportLayer::new(cancel.child_token());
         let mut udp_addrs = Vec::new();
         for addr in &settings.udp {
             let socket = tokio::net::UdpSocket::bind(addr).await?;
             let local = socket.local_addr()?;
             udp_addrs.push(local);
-            let screened = screen::ScreenedUdp::new(socket, counters.clone(), settings.user_agent.clone());
+            let screened = screen::ScreenedUdp::new(socket, counters.clone(), settings.user_agent.clone(), edge.clone());
             let conn = UdpConnection::from_socket(Arc::new(screened), None, Some(cancel.child_token()))
                 .await
                 .map_err(|e| anyhow::anyhow!("udp {local}: {e}"))?;
@@ -267,10 +293,12 @@ impl SipService {
                 },
             )),
             credentials: Default::default(),
+            edge: edge.clone(),
+            dialog_peers: Default::default(),
         });
         tokio::spawn(expire_registrations(ctx.clone(), cancel.child_token()));
         for listener in tcp_listeners {
-            tokio::spawn(accept_tcp(listener, endpoint.inner.clone(), cancel.child_token()));
+            tokio::spawn(accept_tcp(listener, endpoint.inner.clone(), edge.clone(), cancel.child_token()));
         }
         tokio::spawn(async move { endpoint.serve().await });
         tokio::spawn(dispatcher::run(ctx.clone(), incoming));
@@ -310,6 +338,11 @@ impl SipService {
         *self.ctx.credentials.write().unwrap_or_else(|e| e.into_inner()) = credentials;
     }
 
+    /// Bans, scanners and refused calls, for metrics and the API.
+    pub fn edge(&self) -> &Arc<edge::Edge> {
+        &self.ctx.edge
+    }
+
     /// Registrar counters for metrics.
     pub fn registrar_stats(&self) -> registrar::RegistrarStats {
         self.ctx.registrar().stats()
@@ -337,10 +370,13 @@ impl SipService {
     }
 }
 
-/// Accepts SIP over TCP and hands each stream to rsipstack's transport layer.
+/// Accepts SIP over TCP and hands each stream to rsipstack's transport layer. A banned
+/// source's connection is closed at once. When accepting fails (out of descriptors), the
+/// loop waits a little instead of spinning on the same error.
 async fn accept_tcp(
     listener: tokio::net::TcpListener,
     endpoint: rsipstack::transaction::endpoint::EndpointInnerRef,
+    edge: Arc<edge::Edge>,
     cancel: CancellationToken,
 ) {
     let Ok(local) = listener.local_addr() else { return };
@@ -350,7 +386,19 @@ async fn accept_tcp(
             _ = cancel.cancelled() => return,
             accepted = listener.accept() => accepted,
         };
-        let Ok((stream, _)) = accepted else { continue };
+        let (stream, peer) = match accepted {
+            Ok(accepted) => accepted,
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot accept a SIP TCP connection");
+                tokio::select! {
+                    _ = cancel.cancelled() => return,
+                    _ = tokio::time::sleep(std::time::Duration::from_millis(100)) => continue,
+                }
+            }
+        };
+        if edge.drops(peer.ip()) {
+            continue; // dropped: closes the connection
+        }
         let _ = stream.set_nodelay(true);
         match TcpConnection::from_stream(stream, local.clone(), Some(cancel.child_token())) {
             Ok(conn) => endpoint.transport_layer.add_connection(SipConnection::Tcp(conn)),
@@ -386,5 +434,6 @@ async fn expire_registrations(ctx: Arc<SipContext>, cancel: CancellationToken) {
         }
         let events = ctx.registrar().handle_timeout(crate::clock::Now::read().instant);
         ctx.report(events).await;
+        ctx.edge.tidy();
     }
 }

@@ -3,8 +3,10 @@
 //!
 //! Owns: the nonce secret, the table of the highest `nc` seen per nonce. Must not touch: users,
 //! passwords, clocks (wall time is a parameter), IO.
-//! Invariants: a nonce is `hex(issued_ms ‖ salt ‖ HMAC-SHA-256(secret, issued_ms ‖ salt ‖
-//! realm)[..16])`, so any nonce this secret issued is recognised without state; the replay table
+//! Invariants: a nonce is `hex(salt ‖ issued_ms ⊕ mask(salt) ‖ HMAC-SHA-256(secret, issued_ms ‖
+//! salt ‖ realm)[..16])`, so any nonce this secret issued is recognised without state, and the
+//! issue time is readable only with the secret (`mask(salt)` is an HMAC of the salt: a nonce
+//! does not tell a scanner the server's clock or uptime); the replay table
 //! holds only nonces that are still fresh and at most `max_tracked` of them — to stay bounded it
 //! forgets the oldest ones and from then on treats every nonce issued at or before them as stale.
 
@@ -21,6 +23,7 @@ const MAX_CLOCK_SKEW: Duration = Duration::from_secs(5);
 const MAC_LEN: usize = 16;
 const NONCE_BYTES: usize = 8 + 8 + MAC_LEN;
 const DOMAIN_TAG: &[u8] = b"centralino-nonce-v1";
+const MASK_TAG: &[u8] = b"centralino-nonce-time-mask-v1";
 
 /// The identity of a nonce this node issued: when, and a salt that makes it unique.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -83,8 +86,8 @@ impl Nonces {
             salt: self.rng.gen(),
         };
         let mut bytes = Vec::with_capacity(NONCE_BYTES);
-        bytes.extend_from_slice(&id.issued_ms.to_be_bytes());
         bytes.extend_from_slice(&id.salt.to_be_bytes());
+        bytes.extend_from_slice(&(id.issued_ms ^ self.time_mask(id.salt)).to_be_bytes());
         bytes.extend_from_slice(&self.tag(id)[..MAC_LEN]);
         hex::encode(bytes)
     }
@@ -150,14 +153,24 @@ impl Nonces {
             return None;
         }
         let bytes = hex::decode(nonce).ok()?;
-        let id = NonceId {
-            issued_ms: u64::from_be_bytes(bytes[0..8].try_into().ok()?),
-            salt: u64::from_be_bytes(bytes[8..16].try_into().ok()?),
-        };
+        let salt = u64::from_be_bytes(bytes[0..8].try_into().ok()?);
+        let masked = u64::from_be_bytes(bytes[8..16].try_into().ok()?);
+        let id = NonceId { issued_ms: masked ^ self.time_mask(salt), salt };
         let mut mac = self.mac.clone();
         mac.update(&Self::mac_input(id, &self.realm));
         mac.verify_truncated_left(&bytes[16..]).ok()?;
         Some(id)
+    }
+
+    /// What hides the issue time: a keyed function of the (random, public) salt.
+    fn time_mask(&self, salt: u64) -> u64 {
+        let mut mac = self.mac.clone();
+        mac.update(MASK_TAG);
+        mac.update(&salt.to_be_bytes());
+        let out = mac.finalize().into_bytes();
+        let mut first = [0u8; 8];
+        first.copy_from_slice(&out[..8]);
+        u64::from_be_bytes(first)
     }
 
     fn tag(&self, id: NonceId) -> Vec<u8> {
@@ -212,6 +225,21 @@ mod tests {
         assert!(matches!(n.check(&nonce, t(0)), NonceStatus::Fresh(_)));
         assert!(matches!(n.check(&nonce, t(300)), NonceStatus::Fresh(_)));
         assert_eq!(n.check(&nonce, t(301)), NonceStatus::Stale);
+    }
+
+    /// Two nonces issued a millisecond apart share no readable time: without the secret,
+    /// no 8-byte field moves by the elapsed time (the old layout began with the clock).
+    #[test]
+    fn a_nonce_does_not_show_the_clock() {
+        let mut n = nonces();
+        let issued = epoch_ms(t(0));
+        for _ in 0..50 {
+            let bytes = hex::decode(n.issue(t(0))).unwrap();
+            for field in bytes.chunks(8) {
+                let value = u64::from_be_bytes(field.try_into().unwrap());
+                assert!(value.abs_diff(issued) > 1 << 40, "a field within reach of the clock: {value} vs {issued}");
+            }
+        }
     }
 
     #[test]

@@ -93,6 +93,8 @@ async fn run(
         let _ = ctx.events.send(failed(false)).await;
         return;
     };
+    // The operator's in-dialog requests (BYE, re-INVITE) must come from where it registered.
+    let _peer = ctx.dialog_peers.insert(&call_id, contact.source.ip());
     let option = InviteOption { call_id: Some(call_id), ..option };
     let (dialog, invite) = match ctx.dialogs.do_invite_async(option, ctx.dialog_states.sender()) {
         Ok(started) => started,

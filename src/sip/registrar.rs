@@ -10,7 +10,7 @@
 //! when the last one goes, so the two alternate per user (`location.rs` keeps it).
 //!
 //! ```text
-//!  REGISTER ──▶ throttled source? ──yes──▶ 403 (not checked)
+//!  REGISTER ──▶ (address, user) or user blocked? ──yes──▶ 403 (not checked, not a guess)
 //!                   │ no
 //!                   ▼
 //!       Authorization for our realm? ──no──▶ 401 challenge (fresh nonce)
@@ -49,7 +49,7 @@ use super::digest::{self, DigestAlgorithm, DigestCredentials, DigestError};
 use super::location::{contact_key, Location};
 pub use super::location::{Binding, RegistrarEvent};
 use super::nonce::{NonceStatus, Nonces};
-use super::throttle::{Throttle, ThrottleConfig};
+use super::throttle::{Block, Throttle, ThrottleConfig};
 
 /// Registrar settings (`[sip]` in the configuration).
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -292,6 +292,11 @@ impl Registrar {
         self.location.contacts(now, username)
     }
 
+    /// Whether a live binding of any operator was registered from `ip`.
+    pub fn has_source_ip(&self, now: Instant, ip: std::net::IpAddr) -> bool {
+        self.location.has_source_ip(now, ip)
+    }
+
     /// Whether `username` has a live binding.
     pub fn is_registered(&self, now: Instant, username: &str) -> bool {
         !self.contacts(now, username).is_empty()
@@ -324,14 +329,14 @@ impl Registrar {
         if req.method != Method::Register {
             return rejected(RejectReason::NotRegister);
         }
-        if self.throttle.is_blocked(source.ip(), now) {
-            self.stats.throttled += 1;
-            return rejected(RejectReason::Throttled);
-        }
         let register = match parse_register(req) {
             Ok(r) => r,
             Err(reason) => return rejected(reason),
         };
+        if self.throttle.blocked(now, source.ip(), &register.username).is_some() {
+            self.stats.throttled += 1;
+            return rejected(RejectReason::Throttled);
+        }
         let creds = match self.credentials(req) {
             Ok(Some(creds)) => creds,
             Ok(None) => return self.challenge(wall, false),
@@ -345,15 +350,16 @@ impl Registrar {
             Err(_) => return rejected(RejectReason::BadAuthorization),
         };
         if creds.username != register.username {
-            return self.failure(source, now, RejectReason::UsernameMismatch);
+            return self.failure(source, now, &register.username, RejectReason::UsernameMismatch, events);
         }
         let Some(stored) = lookup(&creds.username) else {
-            return self.failure(source, now, RejectReason::UnknownUser);
+            return self.failure(source, now, &register.username, RejectReason::UnknownUser, events);
         };
         let ha1 = stored.ha1(creds.algorithm);
         if ha1.is_empty() || !digest::verify(ha1, req.method.to_string().as_str(), &creds) {
-            return self.failure(source, now, RejectReason::WrongPassword);
+            return self.failure(source, now, &register.username, RejectReason::WrongPassword, events);
         }
+        self.throttle.record_success(now, source.ip(), &register.username);
         let NonceStatus::Fresh(nonce) = self.nonces.check(&creds.nonce, wall) else {
             self.stats.stale += 1;
             return self.challenge(wall, true);
@@ -404,9 +410,32 @@ impl Registrar {
         }
     }
 
-    fn failure(&mut self, source: SocketAddr, now: Instant, reason: RejectReason) -> RegisterReply {
+    fn failure(
+        &mut self,
+        source: SocketAddr,
+        now: Instant,
+        username: &str,
+        reason: RejectReason,
+        events: &mut Vec<RegistrarEvent>,
+    ) -> RegisterReply {
         self.stats.failures += 1;
-        self.throttle.record_failure(source.ip(), now);
+        let exists = reason == RejectReason::WrongPassword;
+        let outcome = self.throttle.record_failure(now, source.ip(), username, exists);
+        if let Some((block, backoff)) = outcome.blocked {
+            let scope = match block {
+                Block::Pair { .. } => "address+user",
+                Block::User { .. } => "user",
+            };
+            events.push(RegistrarEvent::Blocked {
+                source: source.ip(),
+                username: username.to_owned(),
+                scope,
+                secs: backoff.as_secs(),
+            });
+        }
+        if outcome.guesser {
+            events.push(RegistrarEvent::Guesser { source: source.ip(), username: username.to_owned() });
+        }
         rejected(reason)
     }
 

@@ -1033,6 +1033,7 @@ proptest! {
                 let (name, now_up) = match &e {
                     RegistrarEvent::Registered { username } => (username.clone(), true),
                     RegistrarEvent::Unregistered { username } => (username.clone(), false),
+                    other => return Err(TestCaseError::fail(format!("only right passwords here: {other:?}"))),
                 };
                 let i = users.iter().position(|u| *u == name).unwrap();
                 prop_assert_ne!(up[i], now_up, "{:?} twice", e);

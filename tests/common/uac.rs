@@ -68,6 +68,16 @@ impl Uac {
         Uac::new(Transport::Udp(socket), service, local).await
     }
 
+    /// A UDP phone whose SIP and RTP sockets are bound to `ip` (any of 127.0.0.0/8 works on
+    /// Linux): another host, as far as the service can tell.
+    pub async fn udp_from(ip: &str, service: SocketAddr) -> Uac {
+        let socket = UdpSocket::bind((ip, 0)).await.unwrap();
+        let local = socket.local_addr().unwrap();
+        let mut uac = Uac::new(Transport::Udp(socket), service, local).await;
+        uac.rtp = UdpSocket::bind((ip, 0)).await.unwrap();
+        uac
+    }
+
     pub async fn tcp(service: SocketAddr) -> Uac {
         let stream = TcpStream::connect(service).await.unwrap();
         let local = stream.local_addr().unwrap();
@@ -102,9 +112,10 @@ impl Uac {
     }
 
     pub fn sdp_offer(&self, formats: &str, extra: &str) -> String {
-        let port = self.rtp.local_addr().unwrap().port();
+        let rtp = self.rtp.local_addr().unwrap();
+        let (ip, port) = (rtp.ip(), rtp.port());
         format!(
-            "v=0\r\no=test 1 1 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\nm=audio {port} RTP/AVP {formats}\r\na=rtpmap:0 PCMU/8000\r\na=rtpmap:8 PCMA/8000\r\n{extra}a=sendrecv\r\n"
+            "v=0\r\no=test 1 1 IN IP4 {ip}\r\ns=-\r\nc=IN IP4 {ip}\r\nt=0 0\r\nm=audio {port} RTP/AVP {formats}\r\na=rtpmap:0 PCMU/8000\r\na=rtpmap:8 PCMA/8000\r\n{extra}a=sendrecv\r\n"
         )
     }
 
