@@ -122,7 +122,10 @@ pub async fn start_with_records(
 
     let sip_counters = Arc::new(SipCounters::default());
     let media_counters = Arc::new(MediaCounters::default());
-    let ports = PortPool::new(config.rtp_ports());
+    let ports = PortPool::new(config.rtp_ports(), {
+        use rand::RngCore;
+        rand::rngs::OsRng.next_u64()
+    });
     let listen = config.sip_listen();
     let settings = SipSettings {
         udp: listen.iter().filter_map(|l| if let Listen::Udp(a) = l { Some(*a) } else { None }).collect(),

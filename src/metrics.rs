@@ -246,6 +246,15 @@ impl MetricsSources {
             reg(Box::new(c))?;
         }
 
+        // Dropped before the call's media session saw them; one reason today, a label so
+        // that more (e.g. a rate limit) join the same series.
+        let rejected = IntCounterVec::new(
+            Opts::new("centralino_rtp_rejected_total", "Datagrams on RTP ports dropped unseen, by reason (foreign_source: neither the SDP's address nor the NAT-latched one)"),
+            &["reason"],
+        )?;
+        rejected.with_label_values(&["foreign_source"]).inc_by(self.media.rtp_foreign.load(Ordering::Relaxed));
+        reg(Box::new(rejected))?;
+
         let dtmf = IntCounterVec::new(Opts::new("centralino_dtmf_digits_total", "DTMF digits received, by method"), &["method"])?;
         dtmf.with_label_values(&["rfc4733"]).inc_by(self.media.dtmf_rfc4733.load(Ordering::Relaxed));
         dtmf.with_label_values(&["sip_info"]).inc_by(self.sip.dtmf_info.load(Ordering::Relaxed));

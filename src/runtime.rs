@@ -19,7 +19,7 @@ use crate::engine::ids::{CallId, OperatorId};
 use crate::engine::stats::StatsSnapshot;
 use crate::engine::{Engine, Input, Output};
 use crate::media::g711::Codec;
-use crate::media::leg::{LegCommand, LegEvent, MediaContext, MediaLeg};
+use crate::media::leg::{LegCommand, LegEvent, MediaContext, MediaLeg, SignalledPeer};
 use crate::sip::{CallLegHandle, FeatureCode, OfferSpec, OperatorLegHandle, RemoteMedia, SipCallCommand, SipEvent, SipService};
 use crate::store::model::{CallStart, QueueEvent as StoredEvent};
 use crate::store::writer::{WriteItem, WriterHandle};
@@ -43,6 +43,8 @@ struct Legs {
     sip: CallLegHandle,
     media: Option<MediaLeg>,
     remote: RemoteMedia,
+    /// Where the caller's INVITE came from (its RTP must too, or from the SDP's address).
+    peer_ip: IpAddr,
     local_ip: IpAddr,
     operators: HashMap<OperatorId, OperatorLeg>,
 }
@@ -195,11 +197,11 @@ impl Runtime {
     fn on_sip(&mut self, event: SipEvent) {
         let now = Now::read();
         let input = match event {
-            SipEvent::Incoming { call, caller, remote_media, local_ip, leg, feature } => {
+            SipEvent::Incoming { call, caller, remote_media, peer_ip, local_ip, leg, feature } => {
                 self.sip_alive.insert(call.clone());
                 self.legs.insert(
                     call.clone(),
-                    Legs { sip: leg, media: None, remote: remote_media, local_ip, operators: HashMap::new() },
+                    Legs { sip: leg, media: None, remote: remote_media, peer_ip, local_ip, operators: HashMap::new() },
                 );
                 if let Some(feature) = feature {
                     self.feature_calls.insert(call.clone(), feature);
@@ -382,7 +384,7 @@ impl Runtime {
             call.clone(),
             None,
             legs.local_ip,
-            legs.remote.addr,
+            SignalledPeer { ip: legs.peer_ip, sdp: legs.remote.addr },
             legs.remote.codec,
             legs.remote.telephone_event_pt,
             ssrc,
@@ -412,9 +414,14 @@ impl Runtime {
     ) {
         let local_ip = self.sip.local_ip_for(&operator);
         let ssrc: u32 = self.rng.gen();
-        // The operator's address is known from its answer; until then nothing is sent.
+        // The operator's media address is known from its answer; until then nothing is sent.
+        // Its RTP is accepted only from where its phone registered (or its SDP's address).
         let placeholder = std::net::SocketAddr::new(local_ip, 9);
-        let media = match MediaLeg::open(&self.media, call.clone(), Some(operator.clone()), local_ip, placeholder, Codec::Pcmu, Some(101), ssrc) {
+        let peer = SignalledPeer {
+            ip: self.sip.operator_ip(&operator).unwrap_or(IpAddr::from([0, 0, 0, 0])),
+            sdp: placeholder,
+        };
+        let media = match MediaLeg::open(&self.media, call.clone(), Some(operator.clone()), local_ip, peer, Codec::Pcmu, Some(101), ssrc) {
             Ok(m) => m,
             Err(e) => {
                 tracing::warn!(%call, error = %e, "no RTP port for the operator leg");

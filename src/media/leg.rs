@@ -5,14 +5,16 @@
 //!   the leg's lock, and the first packet of a prompt leaves with them.
 //! - A send worker (`send_pool`) sends each next packet on its 5 ms tick grid.
 //! - A small receive task wakes only when a datagram arrives (and once per `rtp_timeout` to
-//!   look for a dead peer): DTMF, symmetric-RTP latching, and relaying to the bridged leg,
-//!   whose socket sends the frame straight away.
+//!   look for a dead peer): the source check (`source`: media only from the call's SIP peer,
+//!   a NAT latch at most once), DTMF, and relaying to the bridged leg, whose socket sends
+//!   the frame straight away.
 //!
-//! Owns: the socket, the port lease (released with the last reference), latching, hold.
+//! Owns: the socket, the port lease (released with the last reference), the source check's
+//! state, liveness (valid RTP only), hold.
 //! Must not touch: SIP, engine state. It reports digits and finished playbacks as events.
 //! Locking: a leg's lock is never held while another leg's is taken.
 
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, Weak};
 use std::time::{Duration, Instant};
@@ -27,6 +29,7 @@ use super::library::AudioLibrary;
 use super::ports::{PortLease, PortPool};
 use super::send_pool::{Grid, Moved, Paced, Place, SendPool, Sent, Worker};
 use super::session::{MediaEvent, MediaSession, MediaStats, Playback, SessionParams};
+use super::source::{MediaSource, Verdict};
 use crate::engine::ids::{CallId, DtmfDigit, OperatorId, PromptId};
 
 /// What the runtime tells a leg to do.
@@ -44,6 +47,16 @@ pub enum LegCommand {
     Hold(bool),
 }
 
+/// Whose media a leg carries: where the call's SIP came from, and where its SDP says to send.
+/// The leg accepts RTP only from that peer (`source`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct SignalledPeer {
+    /// The source IP of the caller's INVITE, or of the operator's REGISTER.
+    pub ip: IpAddr,
+    /// The SDP's media address (a placeholder until an operator answers).
+    pub sdp: SocketAddr,
+}
+
 /// Where a bridged leg relays what it receives. Holds the other leg weakly: a bridge never
 /// keeps a finished leg (or its port) alive.
 #[derive(Clone, Debug)]
@@ -54,7 +67,7 @@ pub struct RelayTarget(Weak<Leg>);
 pub enum LegEvent {
     Digit { call: CallId, digit: DtmfDigit },
     PlaybackFinished { call: CallId, seq: u64 },
-    /// No RTP arrived for the configured time: the peer is probably gone (a lost BYE).
+    /// No valid RTP from the peer for the configured time: it is probably gone (a lost BYE).
     /// `operator` is set for an operator's leg.
     MediaTimeout { call: CallId, operator: Option<OperatorId> },
 }
@@ -67,6 +80,8 @@ pub struct MediaCounters {
     pub packets_received: AtomicU64,
     pub bytes_received: AtomicU64,
     pub malformed: AtomicU64,
+    /// Datagrams dropped because they came from neither the SDP address nor the latched one.
+    pub rtp_foreign: AtomicU64,
     pub dtmf_rfc4733: AtomicU64,
     pub missing_prompts: AtomicU64,
     pub dropped_events: AtomicU64,
@@ -120,14 +135,14 @@ pub struct MediaLeg {
 }
 
 impl MediaLeg {
-    /// Binds a port on `ip` and starts the leg, sending to `remote`.
+    /// Binds a port on `ip` and starts the leg for `peer`.
     #[allow(clippy::too_many_arguments)] // one call site (runtime); each argument is a distinct fact of the leg
     pub fn open(
         ctx: &MediaContext,
         call: CallId,
         operator: Option<OperatorId>,
-        ip: std::net::IpAddr,
-        remote: SocketAddr,
+        ip: IpAddr,
+        peer: SignalledPeer,
         codec: Codec,
         telephone_event_pt: Option<u8>,
         ssrc: u32,
@@ -158,8 +173,7 @@ impl MediaLeg {
             operator,
             state: Mutex::new(LegState {
                 session: MediaSession::new(params, now),
-                remote,
-                latched: false,
+                source: MediaSource::new(peer.ip, peer.sdp, now),
                 held: false,
                 peer: None,
                 last_rx: now,
@@ -236,12 +250,13 @@ pub struct Leg {
 
 struct LegState {
     session: MediaSession,
-    remote: SocketAddr,
-    latched: bool,
+    /// Which datagrams are the peer's, and where to send.
+    source: MediaSource,
     /// On hold: packets are produced (timing continues) but not sent.
     held: bool,
     /// The bridged leg.
     peer: Option<RelayTarget>,
+    /// The last valid RTP from the peer (the dead-peer check).
     last_rx: Instant,
     /// The session's counters already added to the process-wide ones.
     reported: MediaStats,
@@ -327,13 +342,23 @@ impl Leg {
         let mut events = Vec::new();
         let peer = {
             let mut st = self.lock();
-            st.last_rx = now;
-            // Symmetric RTP: a caller behind NAT sends from an address other than its SDP;
-            // answer where its media really comes from.
-            if !st.latched && from != st.remote {
-                st.remote = from;
+            let valid = st.session.is_negotiated(datagram);
+            match st.source.on_datagram(now, from, valid) {
+                Verdict::Accept => {}
+                Verdict::Latch => {
+                    let sdp = st.source.bound().sdp;
+                    tracing::info!(call = %self.call, operator = ?self.operator, %from, %sdp, "RTP source latched (NAT)");
+                }
+                Verdict::Drop => {
+                    // Not the peer's: no digit, no relayed audio, no sign of life.
+                    self.counters.rtp_foreign.fetch_add(1, Ordering::Relaxed);
+                    return;
+                }
             }
-            st.latched = true;
+            // Any datagram would keep a dead call (and its port) alive: only real media does.
+            if valid {
+                st.last_rx = now;
+            }
             st.session.handle_rtp(now, datagram);
             while let Some(event) = st.session.poll_event() {
                 match event {
@@ -413,18 +438,22 @@ impl LegState {
                 self.peer = Some(peer);
             }
             LegCommand::Retarget { remote, codec, telephone_event_pt } => {
-                self.remote = remote;
-                self.latched = false;
+                // The re-INVITE (or the operator's 200) came through the dialog: its
+                // address is the peer's.
+                self.source.retarget(now, remote);
                 self.session.set_codec(codec, telephone_event_pt);
             }
         }
     }
 
-    /// Sends the session's queued packets (unless on hold) and collects its events.
+    /// Sends the session's queued packets and collects its events. On hold, or while the
+    /// source check has nowhere safe to send (an SDP naming someone else, not yet confirmed
+    /// by its RTP), the packets are made and dropped: playback keeps its timing.
     fn flush(&mut self, leg: &Leg, events: &mut Vec<MediaEvent>) {
+        let to = if self.held { None } else { self.source.send_to() };
         while let Some(packet) = self.session.poll_transmit() {
-            if !self.held {
-                leg.send(&packet, self.remote);
+            if let Some(to) = to {
+                leg.send(&packet, to);
             }
             self.session.recycle(packet);
         }
@@ -478,6 +507,7 @@ async fn receive(leg: Arc<Leg>, timeout: Duration) {
 mod tests {
     use super::*;
     use crate::engine::ids::PromptId;
+    use std::ops::RangeInclusive;
 
     #[test]
     fn counters_add_what_changed() {
@@ -500,7 +530,7 @@ mod tests {
         let counters = Arc::new(MediaCounters::default());
         let (events, mut rx) = mpsc::channel(8);
         let ctx = MediaContext {
-            pool: PortPool::new(47000..=47009),
+            pool: PortPool::new(47000..=47009, 42),
             library,
             counters: counters.clone(),
             events,
@@ -510,7 +540,8 @@ mod tests {
         let phone = tokio::net::UdpSocket::bind("127.0.0.1:0").await.unwrap();
         let ip = "127.0.0.1".parse().unwrap();
         let call = CallId("c1".into());
-        let leg = MediaLeg::open(&ctx, call, None, ip, phone.local_addr().unwrap(), Codec::Pcmu, None, 42).unwrap();
+        let peer = SignalledPeer { ip, sdp: phone.local_addr().unwrap() };
+        let leg = MediaLeg::open(&ctx, call, None, ip, peer, Codec::Pcmu, None, 42).unwrap();
         leg.command(LegCommand::Play { seq: 9, prompts: vec![prompt] });
         let mut seqs = Vec::new();
         let mut buf = [0u8; 512];
@@ -529,5 +560,120 @@ mod tests {
         assert_eq!(ctx.pool.in_use(), 1);
         drop(leg);
         tokio::time::timeout(Duration::from_secs(5), ctx.pool.all_returned()).await.expect("the port returns");
+    }
+
+    /// A context for legs on real loopback sockets, with no prompts.
+    fn context(ports: RangeInclusive<u16>, rtp_timeout: Duration) -> (MediaContext, mpsc::Receiver<LegEvent>) {
+        let counters = Arc::new(MediaCounters::default());
+        let (events, rx) = mpsc::channel(64);
+        let ctx = MediaContext {
+            pool: PortPool::new(ports, 7),
+            library: Arc::new(AudioLibrary::new(std::iter::empty(), &[0i16; 160])),
+            counters: counters.clone(),
+            events,
+            rtp_timeout,
+            senders: MediaContext::start_senders(counters).expect("threads"),
+        };
+        (ctx, rx)
+    }
+
+    fn pcmu(fill: u8, seq: u16) -> Vec<u8> {
+        let b = rtp_rs::RtpPacketBuilder::new().payload_type(0).ssrc(5).sequence(rtp_rs::Seq::from(seq));
+        b.timestamp(u32::from(seq) * 160).payload(&[fill; 160]).build().expect("valid")
+    }
+
+    fn key_press(seq: u16) -> Vec<u8> {
+        let b = rtp_rs::RtpPacketBuilder::new().payload_type(101).ssrc(6).sequence(rtp_rs::Seq::from(seq));
+        b.timestamp(4242).marked(seq == 0).payload(&[2, 0x8A, 0, 160]).build().expect("valid")
+    }
+
+    async fn socket(ip: &str) -> tokio::net::UdpSocket {
+        tokio::net::UdpSocket::bind((ip.parse::<IpAddr>().unwrap(), 0)).await.unwrap()
+    }
+
+    /// A caller's leg bridged to an operator's: audio and key presses sent to the caller's
+    /// port from another address are dropped and counted, and never reach the operator;
+    /// the caller's own audio does.
+    #[tokio::test]
+    async fn a_foreign_source_is_dropped_counted_and_never_relayed() {
+        let (ctx, _events) = context(47010..=47019, Duration::ZERO);
+        let ip: IpAddr = "127.0.0.1".parse().unwrap();
+        let (caller, operator, attacker) = (socket("127.0.0.1").await, socket("127.0.0.1").await, socket("127.0.0.2").await);
+        let open = |phone: &tokio::net::UdpSocket, op: Option<OperatorId>| {
+            let peer = SignalledPeer { ip, sdp: phone.local_addr().unwrap() };
+            MediaLeg::open(&ctx, CallId("c1".into()), op, ip, peer, Codec::Pcmu, Some(101), 9).unwrap()
+        };
+        let (a, b) = (open(&caller, None), open(&operator, Some(OperatorId("op1".into()))));
+        a.command(LegCommand::Bridge { peer: b.relay_target() });
+        b.command(LegCommand::Bridge { peer: a.relay_target() });
+        for seq in 0..10 {
+            attacker.send_to(&pcmu(0x77, seq), a.local_addr()).await.unwrap();
+            attacker.send_to(&key_press(seq), a.local_addr()).await.unwrap();
+        }
+        for seq in 0..5 {
+            caller.send_to(&pcmu(0x11, seq), a.local_addr()).await.unwrap();
+        }
+        // The caller's frames arrive after the attacker's were handled (one socket, in order).
+        let mut heard = Vec::new();
+        let mut buf = [0u8; 512];
+        while heard.iter().filter(|&&f| f == 0x11).count() < 5 {
+            let received = tokio::time::timeout(Duration::from_secs(5), operator.recv_from(&mut buf)).await;
+            let (n, _) = received.expect("the caller's audio is relayed").unwrap();
+            let rtp = rtp_rs::RtpReader::new(&buf[..n]).unwrap();
+            assert_eq!(rtp.payload_type(), 0, "no key press passed through");
+            heard.push(rtp.payload()[0]);
+        }
+        assert!(heard.iter().all(|&f| f == 0x11), "only the caller's audio: {heard:x?}");
+        assert_eq!(ctx.counters.rtp_foreign.load(Ordering::Relaxed), 20);
+        assert_eq!(ctx.counters.packets_received.load(Ordering::Relaxed), 5);
+    }
+
+    /// The dead-peer check counts only valid RTP from the peer: bytes from its own address
+    /// and RTP from elsewhere do not keep the leg alive.
+    #[tokio::test]
+    async fn only_valid_rtp_from_the_peer_keeps_a_leg_alive() {
+        let (ctx, mut events) = context(47020..=47029, Duration::from_millis(400));
+        let ip: IpAddr = "127.0.0.1".parse().unwrap();
+        let (phone, attacker) = (socket("127.0.0.1").await, socket("127.0.0.3").await);
+        let peer = SignalledPeer { ip, sdp: phone.local_addr().unwrap() };
+        let leg = MediaLeg::open(&ctx, CallId("c2".into()), None, ip, peer, Codec::Pcmu, Some(101), 9).unwrap();
+        let to = leg.local_addr();
+        let noise = tokio::spawn(async move {
+            let mut tick = tokio::time::interval(Duration::from_millis(50));
+            for seq in 0.. {
+                tick.tick().await;
+                let _ = phone.send_to(&[0], to).await;
+                let _ = attacker.send_to(&pcmu(0x77, seq), to).await;
+            }
+        });
+        let event = tokio::time::timeout(Duration::from_secs(3), events.recv()).await.expect("the dead-peer check fires");
+        assert!(matches!(event, Some(LegEvent::MediaTimeout { operator: None, .. })), "{event:?}");
+        noise.abort();
+        assert!(ctx.counters.rtp_foreign.load(Ordering::Relaxed) > 0);
+        assert!(ctx.counters.malformed.load(Ordering::Relaxed) > 0, "the peer's bytes reached the session");
+    }
+
+    /// An SDP naming an address other than the signalling peer's gets nothing until valid
+    /// RTP comes from there; a NAT latch sends to where the peer's media comes from.
+    #[tokio::test]
+    async fn no_media_to_an_unconfirmed_third_party_and_a_latch_sends_back() {
+        let prompt = PromptId::new(crate::engine::ids::Language::It, "benvenuto");
+        let pcm = vec![1000i16; 80_000];
+        let (mut ctx, _events) = context(47030..=47039, Duration::ZERO);
+        ctx.library = Arc::new(AudioLibrary::new([(&prompt, &pcm[..])], &[0i16; 160]));
+        let ip: IpAddr = "127.0.0.1".parse().unwrap();
+        let (third, nat) = (socket("127.0.0.9").await, socket("127.0.0.1").await);
+        let peer = SignalledPeer { ip, sdp: third.local_addr().unwrap() };
+        let leg = MediaLeg::open(&ctx, CallId("c3".into()), None, ip, peer, Codec::Pcmu, Some(101), 9).unwrap();
+        leg.command(LegCommand::Play { seq: 1, prompts: vec![prompt] });
+        let mut buf = [0u8; 512];
+        // 300 ms of prompt (15 packets) made, none sent to the third party.
+        let sent = tokio::time::timeout(Duration::from_millis(300), third.recv_from(&mut buf)).await;
+        assert!(sent.is_err(), "nothing reaches an address the SIP peer is not");
+        assert!(ctx.counters.packets_sent.load(Ordering::Relaxed) >= 10, "the prompt's timing runs");
+        // The signalling peer's own RTP, from a port its SDP did not name: latched, answered.
+        nat.send_to(&pcmu(0x11, 1), leg.local_addr()).await.unwrap();
+        let (_, from) = tokio::time::timeout(Duration::from_secs(5), nat.recv_from(&mut buf)).await.expect("media follows the latch").unwrap();
+        assert_eq!(from, leg.local_addr());
     }
 }

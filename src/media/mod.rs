@@ -1,5 +1,6 @@
 //! Media: RTP endpoints per call leg, G.711, prompt and music playback paced at 20 ms by a few
-//! shared send workers, RFC 4733 DTMF.
+//! shared send workers, RFC 4733 DTMF. A leg takes media only from its call's SIP peer
+//! (`source`), and ports are handed out at random (`ports`).
 //!
 //! Owns: RTP sockets, the port pool and the send workers. Must not touch: SIP types, engine
 //! state.
@@ -12,3 +13,4 @@ pub mod pacer;
 pub mod ports;
 pub mod send_pool;
 pub mod session;
+pub mod source;

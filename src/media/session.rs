@@ -27,6 +27,10 @@ use super::g711::Codec;
 use super::pacer::{Cursor, Pacer, RtpClock, FRAME_BYTES, PTIME};
 use crate::engine::ids::DtmfDigit;
 
+/// Comfort noise (RFC 3389): phones with silence suppression send it between talkspurts,
+/// often without offering it, so it counts as the peer's media.
+const COMFORT_NOISE_PT: u8 = 13;
+
 /// Sent datagrams' buffers kept for reuse (a late wake-up sends up to `MAX_CATCH_UP`).
 const SPARE_BUFFERS: usize = 4;
 
@@ -251,6 +255,16 @@ impl MediaSession {
         } else {
             self.stats.other_payload_type += 1;
         }
+    }
+
+    /// Whether a datagram is RTP this leg negotiated: it parses as RTP and carries the
+    /// codec's, the telephone-event's or comfort noise's payload type. Only such packets
+    /// prove the peer alive or may latch its media source; anyone can send a byte.
+    pub fn is_negotiated(&self, datagram: &[u8]) -> bool {
+        RtpReader::new(datagram).is_ok_and(|rtp| {
+            let pt = rtp.payload_type();
+            pt == self.codec.payload_type() || Some(pt) == self.telephone_event_pt || pt == COMFORT_NOISE_PT
+        })
     }
 
     /// Queues every packet due at `now`. A wake-up more than `pacer::MAX_CATCH_UP` packets
@@ -682,6 +696,21 @@ mod tests {
         s.set_codec(Codec::Pcma, Some(TE));
         s.handle_rtp(t, &dtmf_packet(1, false, true, 1));
         assert_eq!(s.poll_event(), Some(MediaEvent::Digit(DtmfDigit::Digit(1))));
+    }
+
+    #[test]
+    fn negotiated_means_rtp_with_the_codec_telephone_event_or_comfort_noise() {
+        let t = t0();
+        let mut s = session(t, 0, 0);
+        let build = |pt: u8| RtpPacketBuilder::new().payload_type(pt).payload(&[0; 4]).build().expect("ok");
+        assert!(s.is_negotiated(&build(0)) && s.is_negotiated(&build(TE)) && s.is_negotiated(&build(13)));
+        assert!(!s.is_negotiated(&build(8)), "PCMA on a PCMU leg");
+        assert!(!s.is_negotiated(&build(96)));
+        assert!(!s.is_negotiated(&[0x80]), "a byte");
+        assert!(!s.is_negotiated(&[]));
+        assert!(!s.is_negotiated(&[0x40; 20]), "RTP version 1");
+        s.set_codec(Codec::Pcma, None);
+        assert!(s.is_negotiated(&build(8)) && !s.is_negotiated(&build(0)) && !s.is_negotiated(&build(TE)));
     }
 
     proptest! {

@@ -149,7 +149,7 @@ async fn start(ctx: Arc<SipContext>, mut tx: Transaction, permit: CallPermit) ->
     };
     let (wanted, cmd_rx) = watch::channel(None);
     let leg = CallLegHandle { wanted };
-    let incoming = SipEvent::Incoming { call: call.clone(), caller, remote_media, local_ip, leg, feature };
+    let incoming = SipEvent::Incoming { call: call.clone(), caller, remote_media, peer_ip, local_ip, leg, feature };
     if ctx.events.send(incoming).await.is_err() {
         let _ = tx.reply(StatusCode::ServiceUnavailable).await;
         return None;

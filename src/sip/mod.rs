@@ -85,6 +85,9 @@ pub enum SipEvent {
         call: CallId,
         caller: String,
         remote_media: RemoteMedia,
+        /// Where the INVITE came from: the only IP the call's RTP is accepted from, besides
+        /// the SDP's exact address.
+        peer_ip: IpAddr,
         /// The local address to advertise in SDP for this caller.
         local_ip: IpAddr,
         leg: CallLegHandle,
@@ -325,6 +328,12 @@ impl SipService {
     pub fn offer(&self, spec: OfferSpec) -> OperatorLegHandle {
         let contact = self.ctx.contact_of(&spec.operator);
         operator_leg::start(self.ctx.clone(), spec, contact)
+    }
+
+    /// The IP an operator's phone registered from (its leg's RTP must come from there, or
+    /// from its SDP's address); `None` when not registered.
+    pub fn operator_ip(&self, operator: &OperatorId) -> Option<IpAddr> {
+        self.ctx.contact_of(operator).map(|c| c.source.ip())
     }
 
     /// The local IP to advertise towards an operator (for the operator leg's RTP).
