@@ -34,6 +34,9 @@ pub struct Service {
     pub sip_udp: Vec<SocketAddr>,
     pub sip_tcp: Vec<SocketAddr>,
     pub http: SocketAddr,
+    /// An admin token of the HTTP API (the first configured one, else the generated one),
+    /// for in-process clients such as tests.
+    pub admin_token: String,
     pub ports: PortPool,
     /// The SIP edge: bans, admission counts.
     pub edge: Arc<crate::sip::edge::Edge>,
@@ -71,6 +74,12 @@ pub async fn start_with_records(
     config: Config,
     records: Option<crate::runtime::RecordSink>,
 ) -> anyhow::Result<Service> {
+    // Before anything binds: `validate` reports this too, but a `Config` can be built by hand.
+    if let Some(problem) = config.http.exposure_problem() {
+        anyhow::bail!("http.listen: {problem}");
+    }
+    let admin_tokens = crate::http::token_file::admin_tokens(&config.http)?;
+    let admin_token = admin_tokens[0].clone();
     let queue_names: Vec<QueueName> = config.queues.iter().map(|q| QueueName(q.name.clone())).collect();
     let ivr = crate::ivr_scripts::load(&config.ivr.scripts, &queue_names).map_err(|problems| {
         let list: Vec<String> = problems.iter().map(|p| p.to_string()).collect();
@@ -182,6 +191,9 @@ pub async fn start_with_records(
         .await
         .with_context(|| format!("binding the admin listener {}", config.http.listen))?;
     let http = http_listener.local_addr()?;
+    if !http.ip().is_loopback() {
+        tracing::warn!(%http, "the admin HTTP API listens off loopback: only its bearer tokens protect it");
+    }
     let admin_tx_reload = admin_tx.clone();
     let admin = AdminState {
         requests: admin_tx,
@@ -194,6 +206,11 @@ pub async fn start_with_records(
             control: runtime.load(),
             version: env!("CARGO_PKG_VERSION"),
         }),
+        access: Arc::new(crate::http::auth::Policy::new(
+            crate::http::tokens::Tokens::new(&admin_tokens, &config.http.read_tokens),
+            config.http.public_metrics,
+            &config.http.allowed_hosts,
+        )),
     };
     let (http_stop_tx, http_stop_rx) = oneshot::channel::<()>();
     let http_task = tokio::spawn(async move {
@@ -229,7 +246,7 @@ pub async fn start_with_records(
         tracing::info!("stopped");
     });
     tracing::info!(?sip_udp, ?sip_tcp, %http, "centralino is serving");
-    Ok(Service { sip_udp, sip_tcp, http, ports, edge, stop: Some(stop_tx), done })
+    Ok(Service { sip_udp, sip_tcp, http, admin_token, ports, edge, stop: Some(stop_tx), done })
 }
 
 /// Runs until SIGINT or SIGTERM, then shuts down cleanly.

@@ -1,4 +1,4 @@
-//! The command line (clap): `serve`, `check`, `default-config`, `schedule`.
+//! The command line (clap): `serve`, `check`, `default-config`, `schedule`, `admin-token`, …
 
 use std::path::PathBuf;
 
@@ -22,6 +22,11 @@ pub enum Command {
     Check,
     /// Print the commented default configuration.
     DefaultConfig,
+    /// Print the admin API's token (the first of http.admin_tokens, else http.token_file's).
+    ///
+    /// For scripts: `curl -H "Authorization: Bearer $(centralino admin-token)" …`. The token
+    /// file is the one `serve` generates at its first start when http.admin_tokens is empty.
+    AdminToken,
     /// Whether the office is open at a moment, why, and when that changes.
     /// Create or upgrade the database schema (serve does it too).
     Migrate,

@@ -71,6 +71,16 @@ pub fn check(path: Option<&Path>) -> anyhow::Result<ExitCode> {
     }
 }
 
+/// `centralino admin-token`: prints the admin token alone on its line, for `$(…)` in scripts.
+pub fn admin_token(path: Option<&Path>) -> anyhow::Result<ExitCode> {
+    let config = match load_config(path) {
+        Ok(c) => c,
+        Err(code) => return Ok(code),
+    };
+    println!("{}", crate::http::token_file::current(&config.http)?);
+    Ok(ExitCode::SUCCESS)
+}
+
 /// `centralino schedule [--at] [--year] [--json]`.
 pub fn schedule(path: Option<&Path>, at: Option<String>, year: Option<i16>, json: bool) -> anyhow::Result<ExitCode> {
     let config = match load_config(path) {

@@ -156,6 +156,70 @@ fn parse_net(s: &str) -> Result<ipnet::IpNet, String> {
 #[serde(deny_unknown_fields)]
 pub struct HttpConfig {
     pub listen: String,
+    /// Bearer tokens of the `admin` scope: everything, mutations included.
+    pub admin_tokens: Vec<String>,
+    /// Bearer tokens of the `read` scope: `GET /api/v1/*` with callers' numbers masked.
+    pub read_tokens: Vec<String>,
+    /// Where `serve` keeps the admin token it generates when `admin_tokens` is empty.
+    pub token_file: PathBuf,
+    /// Whether `/metrics` is served without a token.
+    pub public_metrics: bool,
+    /// Host names accepted in the `Host` header besides IP literals and `localhost`.
+    pub allowed_hosts: Vec<String>,
+}
+
+/// Shortest token accepted in `admin_tokens`/`read_tokens`: a guessable token is no lock.
+pub const MIN_TOKEN_CHARS: usize = 16;
+
+impl HttpConfig {
+    /// Every problem of the `[http]` section as `(key path, message)`.
+    pub fn problems(&self) -> Vec<(String, String)> {
+        let mut problems = Vec::new();
+        if self.listen.parse::<SocketAddr>().is_err() {
+            problems.push(("http.listen".into(), "expected IP:PORT".into()));
+        }
+        if let Some(m) = self.exposure_problem() {
+            problems.push(("http.listen".into(), m));
+        }
+        for (key, tokens) in [("admin_tokens", &self.admin_tokens), ("read_tokens", &self.read_tokens)] {
+            for (i, t) in tokens.iter().enumerate() {
+                if t.chars().count() < MIN_TOKEN_CHARS || !t.chars().all(|c| c.is_ascii_graphic()) {
+                    problems.push((
+                        format!("http.{key}[{i}]"),
+                        format!("a token is at least {MIN_TOKEN_CHARS} printable ASCII characters without spaces (e.g. `openssl rand -hex 32`)"),
+                    ));
+                }
+            }
+        }
+        if self.read_tokens.iter().any(|t| self.admin_tokens.contains(t)) {
+            problems.push(("http.read_tokens".into(), "a token is both in admin_tokens and read_tokens: pick one scope".into()));
+        }
+        if self.token_file.as_os_str().is_empty() {
+            problems.push(("http.token_file".into(), "a path is needed (where the generated admin token is kept)".into()));
+        }
+        for (i, h) in self.allowed_hosts.iter().enumerate() {
+            let ok = !h.is_empty() && h.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '.');
+            if !ok {
+                problems.push((format!("http.allowed_hosts[{i}]"), format!("{h:?}: a host name without scheme or port, e.g. \"centralino.example.org\"")));
+            }
+        }
+        problems
+    }
+
+    /// Why the admin API must not start as configured: it listens off loopback and only the
+    /// generated token protects it (that token is meant for the local command line, and a
+    /// file on this host is no secret shared with the remote clients who need one).
+    pub fn exposure_problem(&self) -> Option<String> {
+        let addr: SocketAddr = self.listen.parse().ok()?;
+        if addr.ip().is_loopback() || !self.admin_tokens.is_empty() {
+            return None;
+        }
+        Some(format!(
+            "{addr} is not a loopback address and http.admin_tokens is empty: set http.admin_tokens \
+             (e.g. CENTRALINO_HTTP__ADMIN_TOKENS='[\"<output of openssl rand -hex 32>\"]'), \
+             or listen on 127.0.0.1"
+        ))
+    }
 }
 
 #[derive(Clone, Debug, Deserialize)]
@@ -419,9 +483,7 @@ impl Config {
             problems.push(("sip.user_agent".into(), "up to 128 characters, no control characters (it is written into SIP headers)".into()));
         }
         self.limits.validate(&mut problems);
-        if self.http.listen.parse::<SocketAddr>().is_err() {
-            problems.push(("http.listen".into(), "expected IP:PORT".into()));
-        }
+        problems.extend(self.http.problems());
         if self.node.is_empty() || !self.node.chars().all(|c| c.is_ascii_alphanumeric() || c == '-') {
             problems.push(("node".into(), "use letters, digits and '-' only".into()));
         }
@@ -629,5 +691,44 @@ mod tests {
         assert!(parse_listen("sctp:1.2.3.4:5").is_err());
         assert!(parse_listen("udp:nope").is_err());
         assert_eq!(parse_listen("tcp:127.0.0.1:5060"), Ok(Listen::Tcp("127.0.0.1:5060".parse().unwrap())));
+    }
+
+    #[test]
+    fn the_admin_api_off_loopback_needs_a_configured_admin_token() {
+        let off = vec![("CENTRALINO_HTTP__LISTEN".to_string(), "0.0.0.0:9464".to_string())];
+        let errors = Config::load_with_env(None, &off).unwrap_err();
+        let text = errors.iter().map(|e| e.to_string()).collect::<Vec<_>>().join("\n");
+        assert!(text.contains("http.listen") && text.contains("http.admin_tokens"), "{text}");
+        assert!(text.contains("CENTRALINO_HTTP__ADMIN_TOKENS"), "{text}");
+
+        let mut with_token = off.clone();
+        with_token.push(("CENTRALINO_HTTP__ADMIN_TOKENS".into(), r#"["0123456789abcdef0123"]"#.into()));
+        let config = Config::load_with_env(None, &with_token).expect("a configured token allows it");
+        assert_eq!(config.http.admin_tokens, vec!["0123456789abcdef0123".to_string()]);
+
+        let v6 = vec![("CENTRALINO_HTTP__LISTEN".to_string(), "[::1]:9464".to_string())];
+        assert!(Config::load_with_env(None, &v6).is_ok(), "IPv6 loopback is loopback");
+    }
+
+    #[test]
+    fn weak_tokens_shared_tokens_and_bad_host_names_are_rejected() {
+        let env = vec![
+            ("CENTRALINO_HTTP__ADMIN_TOKENS".to_string(), r#"["short", "0123456789abcdef0123"]"#.to_string()),
+            ("CENTRALINO_HTTP__READ_TOKENS".to_string(), r#"["0123456789abcdef0123", "with spaces in the token"]"#.to_string()),
+            ("CENTRALINO_HTTP__ALLOWED_HOSTS".to_string(), r#"["ok.example.org", "http://x", "host:80", ""]"#.to_string()),
+        ];
+        let errors = Config::load_with_env(None, &env).unwrap_err();
+        let text = errors.iter().map(|e| e.to_string()).collect::<Vec<_>>().join("\n");
+        for key in [
+            "http.admin_tokens[0]",
+            "http.read_tokens[1]",
+            "http.read_tokens: a token is both",
+            "http.allowed_hosts[1]",
+            "http.allowed_hosts[2]",
+            "http.allowed_hosts[3]",
+        ] {
+            assert!(text.contains(key), "{key} in {text}");
+        }
+        assert!(!text.contains("http.admin_tokens[1]") && !text.contains("allowed_hosts[0]"), "{text}");
     }
 }

@@ -31,6 +31,7 @@ fn main() -> ExitCode {
             print!("{}", centralino::config::DEFAULT_CONFIG);
             Ok(ExitCode::SUCCESS)
         }
+        Command::AdminToken => commands::admin_token(cli.config.as_deref()),
         Command::Schedule { at, year, json } => commands::schedule(cli.config.as_deref(), at, year, json),
         Command::Migrate => commands_db::with_config(cli.config.as_deref(), commands_db::migrate),
         Command::Operators { action } => {

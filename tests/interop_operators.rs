@@ -206,7 +206,7 @@ async fn a_key_press_during_the_feature_confirmation_does_not_run_the_feature_ag
 #[ignore = "needs SIPp (sip-tester)"]
 async fn http_api_pauses_and_resumes_an_operator_and_validates_input() {
     let (svc, _dir, _phone) = with_op1_registered(34, Duration::from_secs(30)).await;
-    let post = |path: &'static str, body: &'static str| common::http_post(svc.service.http, path, body);
+    let post = |path: &'static str, body: &'static str| svc.http_post(path, body);
     let (status, _) = post("/api/v1/operators/op1/pause", r#"{"reason":"riunione"}"#).await;
     assert_eq!(status, 200);
     let ops = svc.http_get("/api/v1/operators").await;

@@ -45,6 +45,7 @@ fn spawn_binary(config: &centralino::config::Config, sip: u16, http: SocketAddr)
         .arg("serve")
         .env("CENTRALINO_SIP__LISTEN", format!(r#"["udp:127.0.0.1:{sip}"]"#))
         .env("CENTRALINO_HTTP__LISTEN", http.to_string())
+        .env("CENTRALINO_HTTP__TOKEN_FILE", &config.http.token_file)
         .env("CENTRALINO_DATABASE__URL", &config.database.url)
         .env("CENTRALINO_MEDIA__RTP_PORTS", &config.media.rtp_ports)
         .env("CENTRALINO_IVR__SCRIPTS", config.ivr.scripts.display().to_string())
@@ -66,6 +67,9 @@ async fn a_killed_service_leaves_every_call_row_and_closes_the_open_ones_as_inte
     let http: SocketAddr = format!("127.0.0.1:{}", common::free_tcp_port()).parse().unwrap();
     let mut service = spawn_binary(&config, sip, http);
     eventually(Duration::from_secs(20), || async { tokio::net::TcpStream::connect(http).await.ok() }).await.expect("it starts");
+    // Written before the listener binds: the admin token the binary generated.
+    let token = std::fs::read_to_string(&config.http.token_file).expect("serve wrote the admin token");
+    let token = token.trim();
 
     // Two callers in the tax queue, one who already hung up.
     let target: SocketAddr = format!("127.0.0.1:{sip}").parse().unwrap();
@@ -82,11 +86,11 @@ async fn a_killed_service_leaves_every_call_row_and_closes_the_open_ones_as_inte
     // otherwise be handled first (SIP and media reach the runtime on different channels),
     // and that caller would rightly count as an IVR hang-up.
     let queued = eventually(Duration::from_secs(10), || async {
-        let calls = common::http_get(http, "/api/v1/calls").await;
+        let calls = common::http_get(http, token, "/api/v1/calls").await;
         (calls.matches("\"stage\":\"queued\"").count() == 3).then_some(())
     })
     .await;
-    assert!(queued.is_some(), "three callers queued: {}", common::http_get(http, "/api/v1/calls").await);
+    assert!(queued.is_some(), "three callers queued: {}", common::http_get(http, token, "/api/v1/calls").await);
     phones[2].hang_up().await;
     let url = config.database.url.clone();
     let rows = eventually(Duration::from_secs(10), || {

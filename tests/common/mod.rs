@@ -60,6 +60,8 @@ pub fn test_config(opts: &TestOptions, data: &std::path::Path) -> Config {
         // SIPp and the tests' phones call from 127.0.0.1, hundreds of calls at once: that
         // address is a trunk here. Tests of the edge's limits call from 127.0.0.2 and up.
         ("CENTRALINO_LIMITS__TRUNK_SOURCES".into(), r#"["127.0.0.1"]"#.into()),
+        // The generated admin token goes with the test's database, not into the repository.
+        ("CENTRALINO_HTTP__TOKEN_FILE".into(), data.join("admin.token").display().to_string()),
     ];
     for d in days {
         env.push((format!("CENTRALINO_SCHEDULE__{}", d.to_uppercase()), hours.into()));
@@ -126,9 +128,15 @@ impl TestService {
             .expect("service running")
     }
 
-    /// `GET path` on the admin listener, as text.
+    /// `GET path` on the admin listener with the admin token, as text.
     pub async fn http_get(&self, path: &str) -> String {
-        http_get(self.service.http, path).await
+        http_get(self.service.http, &self.service.admin_token, path).await
+    }
+
+    /// `POST path` on the admin listener with the admin token and a JSON body (may be
+    /// empty); returns the status and the body.
+    pub async fn http_post(&self, path: &str, body: &str) -> (u16, String) {
+        http_post(self.service.http, &self.service.admin_token, path, body).await
     }
 
     /// Every RTP port is back in the pool (it returns with the last reference to its leg,
@@ -140,30 +148,57 @@ impl TestService {
     }
 }
 
-/// A bare HTTP/1.1 GET, enough for the admin API (no extra client crate).
-pub async fn http_get(addr: SocketAddr, path: &str) -> String {
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    let mut s = tokio::net::TcpStream::connect(addr).await.expect("admin listener");
-    s.write_all(format!("GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n").as_bytes())
-        .await
-        .unwrap();
-    let mut out = String::new();
-    s.read_to_string(&mut out).await.unwrap();
-    out.split_once("\r\n\r\n").map(|(_, b)| b.to_string()).unwrap_or(out)
+/// An HTTP answer.
+#[derive(Debug)]
+pub struct HttpReply {
+    pub status: u16,
+    /// The status line and the headers.
+    pub head: String,
+    pub body: String,
 }
 
-/// A bare HTTP/1.1 POST with a JSON body; returns the status and the body.
-pub async fn http_post(addr: SocketAddr, path: &str, body: &str) -> (u16, String) {
+impl HttpReply {
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.head
+            .split("\r\n")
+            .filter_map(|l| l.split_once(':'))
+            .find(|(n, _)| n.trim().eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.trim())
+    }
+}
+
+/// One bare HTTP/1.1 request with exactly `headers` (plus Content-Length and
+/// `Connection: close`), enough for the admin API (no extra client crate).
+pub async fn http_request(addr: SocketAddr, method: &str, path: &str, headers: &[(&str, &str)], body: &str) -> HttpReply {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
     let mut s = tokio::net::TcpStream::connect(addr).await.expect("admin listener");
-    let ct = if body.is_empty() { String::new() } else { "Content-Type: application/json\r\n".to_string() };
-    s.write_all(format!("POST {path} HTTP/1.1\r\nHost: x\r\n{ct}Content-Length: {}\r\nConnection: close\r\n\r\n{body}", body.len()).as_bytes())
-        .await
-        .unwrap();
+    let mut request = format!("{method} {path} HTTP/1.1\r\n");
+    for (name, value) in headers {
+        request.push_str(&format!("{name}: {value}\r\n"));
+    }
+    request.push_str(&format!("Content-Length: {}\r\nConnection: close\r\n\r\n{body}", body.len()));
+    s.write_all(request.as_bytes()).await.unwrap();
     let mut out = String::new();
     s.read_to_string(&mut out).await.unwrap();
     let status = out.get(9..12).and_then(|c| c.parse().ok()).unwrap_or(0);
-    (status, out.split_once("\r\n\r\n").map(|(_, b)| b.to_string()).unwrap_or_default())
+    let (head, body) = out.split_once("\r\n\r\n").unwrap_or((&out, ""));
+    HttpReply { status, head: head.to_string(), body: body.to_string() }
+}
+
+/// A GET as a local script sends it: Host the listener's address, the given bearer token.
+pub async fn http_get(addr: SocketAddr, token: &str, path: &str) -> String {
+    let auth = format!("Bearer {token}");
+    http_request(addr, "GET", path, &[("Host", &addr.to_string()), ("Authorization", &auth)], "").await.body
+}
+
+/// A POST with a JSON body (may be empty) and the given bearer token; returns the status
+/// and the body.
+pub async fn http_post(addr: SocketAddr, token: &str, path: &str, body: &str) -> (u16, String) {
+    let auth = format!("Bearer {token}");
+    let headers = [("Host", addr.to_string()), ("Authorization", auth), ("Content-Type", "application/json".to_string())];
+    let headers: Vec<(&str, &str)> = headers.iter().map(|(n, v)| (*n, v.as_str())).collect();
+    let reply = http_request(addr, "POST", path, &headers, body).await;
+    (reply.status, reply.body)
 }
 
 /// Waits (by polling the admin API: no event reaches the test from the outside) until
