@@ -121,6 +121,23 @@ async fn a_source_over_its_limits_gets_503_then_a_ban_and_others_are_served() {
     let bans = svc.service.bans();
     assert_eq!(bans.len(), 1);
     assert_eq!((bans[0].source.as_str(), bans[0].reason.as_str()), ("127.0.0.2", "call_flood"));
+
+    // The API lists the ban, and an administrator lifts it: the address is answered again.
+    let listed = svc.http_get("/api/v1/bans").await;
+    assert!(listed.contains("\"source\":\"127.0.0.2\"") && listed.contains("\"reason\":\"call_flood\""), "{listed}");
+    let addr = svc.service.http;
+    let auth = format!("Bearer {}", svc.service.admin_token);
+    let host = addr.to_string();
+    let headers = [("Host", host.as_str()), ("Authorization", auth.as_str()), ("Content-Type", "application/json")];
+    let lifted = common::http_request(addr, "DELETE", "/api/v1/bans/127.0.0.2", &headers, "").await;
+    assert_eq!(lifted.status, 200, "{}", lifted.body);
+    let again = common::http_request(addr, "DELETE", "/api/v1/bans/127.0.0.2", &headers, "").await;
+    assert_eq!(again.status, 404);
+    let no_token = common::http_request(addr, "DELETE", "/api/v1/bans/127.0.0.2", &headers[..1], "").await;
+    assert_eq!(no_token.status, 401, "lifting a ban needs the admin token");
+    let options = banned.request("OPTIONS", "o2", "", "", "");
+    banned.send_raw(&options).await;
+    assert_eq!(banned.expect(SECS, |m| m.status().is_some()).await.status(), Some(200), "answered again");
     svc.service.shutdown().await;
 }
 

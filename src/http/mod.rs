@@ -1,11 +1,13 @@
 //! The admin HTTP listener (axum): `/healthz`, `/metrics`, `/api/v1/calls`,
-//! `/api/v1/operators`, behind the access checks of [`auth`].
+//! `/api/v1/operators`, `/api/v1/bans`, behind the access checks of [`auth`].
 //!
 //! Owns: routes and their JSON. Talks to the control loop only through `AdminRequest`s.
 //! Must not touch: engine state directly.
 
 /// Who may do what: the middleware in front of every route.
 pub mod auth;
+/// The SIP edge's bans.
+mod bans;
 /// What a read-scope client sees of a caller's number.
 pub mod mask;
 /// The generated admin token and its file.
@@ -47,6 +49,8 @@ pub fn router(state: AdminState) -> Router {
         .route("/api/v1/calls", get(calls))
         .route("/api/v1/operators", get(operators))
         .route("/api/v1/operators/{username}/{action}", post(operator_action))
+        .route("/api/v1/bans", get(bans::list))
+        .route("/api/v1/bans/{address}", axum::routing::delete(bans::lift))
         .with_state(state)
         .layer(axum::middleware::from_fn_with_state(access, auth::enforce))
 }
