@@ -158,8 +158,19 @@ async fn a_scanner_is_dropped_and_its_address_banned() {
     let polite = phone.request("OPTIONS", "p1", "User-Agent: Linphone/5.2\r\n", "", "");
     phone.send_raw(&polite).await;
     assert_eq!(phone.expect(SECS, |m| m.status().is_some()).await.status(), Some(200));
+
+    // Over TCP (checked by the dispatcher, not the UDP screen), from 127.0.0.1, a trunk
+    // address in the tests: dropped too, but a trunk is never banned.
+    let mut over_tcp = Uac::tcp(svc.tcp()).await;
+    let probe = over_tcp.request("OPTIONS", "t1", "User-Agent: friendly-scanner\r\n", "", "");
+    over_tcp.send_raw(&probe).await;
+    assert!(over_tcp.recv(Duration::from_millis(500)).await.is_none(), "no answer to a scanner over TCP");
+    let polite = over_tcp.request("OPTIONS", "t2", "User-Agent: Linphone/5.2\r\n", "", "");
+    over_tcp.send_raw(&polite).await;
+    assert_eq!(over_tcp.expect(SECS, |m| m.status().is_some()).await.status(), Some(200), "the trunk address is not banned");
+
     let metrics = svc.http_get("/metrics").await;
     assert_eq!(common::metric(&metrics, "centralino_sip_bans_total{reason=\"scanner\"}"), 1.0);
-    assert_eq!(common::metric(&metrics, "centralino_sip_rejected_total{reason=\"scanner\"}"), 1.0);
+    assert_eq!(common::metric(&metrics, "centralino_sip_rejected_total{reason=\"scanner\"}"), 2.0);
     svc.service.shutdown().await;
 }

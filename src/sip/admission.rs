@@ -228,10 +228,6 @@ impl Admission {
         &self.stats
     }
 
-    pub fn config(&self) -> &AdmissionConfig {
-        &self.config
-    }
-
     /// Forgets sources with no call in progress that sent nothing for a while (call it now
     /// and then; `admit` calls it when the table is full).
     pub fn forget_idle(&mut self, now: Instant) {

@@ -1,7 +1,7 @@
 //! Routes each new server transaction: a new INVITE starts a call leg (if the edge admits
 //! it), in-dialog requests go to their dialog (if they come from its peer), out-of-dialog
 //! OPTIONS are answered here, the rest get the right refusal. Banned sources and scanners
-//! are dropped unanswered (over UDP the screen already did; this covers TCP).
+//! are dropped unanswered (over UDP the screen already did, before parsing; this covers TCP).
 
 use std::net::{IpAddr, SocketAddr};
 use std::sync::atomic::Ordering;
@@ -20,11 +20,8 @@ pub(crate) async fn run(ctx: Arc<SipContext>, mut incoming: TransactionReceiver)
     while let Some(tx) = incoming.recv().await {
         let ctx = ctx.clone();
         let source = source_of(&tx);
-        if ctx.edge.drops(source.ip()) {
-            continue; // banned: no answer at all
-        }
-        if tx.original.user_agent_header().is_some_and(|ua| ctx.edge.drops_scanner(source.ip(), ua.value())) {
-            continue;
+        if !screened(&tx) && edge_drops(&ctx, &tx, source.ip()) {
+            continue; // banned or a scanner: no answer at all
         }
         if tx.original.method == Method::Invite && !in_dialog(&tx) && !ctx.shutting_down.load(Ordering::SeqCst) {
             let operator = ctx.is_operator_address(source.ip());
@@ -47,6 +44,17 @@ pub(crate) async fn run(ctx: Arc<SipContext>, mut incoming: TransactionReceiver)
             }
         });
     }
+}
+
+/// Whether the UDP screen (`screen.rs`) already passed this request through the edge's ban
+/// and scanner checks: every datagram, before parsing. TCP streams are checked here.
+fn screened(tx: &Transaction) -> bool {
+    tx.connection.as_ref().is_some_and(|c| !c.is_reliable())
+}
+
+/// The edge's ban and scanner checks for a request that did not come through the screen.
+fn edge_drops(ctx: &SipContext, tx: &Transaction, source: IpAddr) -> bool {
+    ctx.edge.drops(source) || tx.original.user_agent_header().is_some_and(|ua| ctx.edge.drops_scanner(source, ua.value()))
 }
 
 /// Where a request came from (the transport's view: the NAT's public side).

@@ -338,7 +338,7 @@ impl SipService {
 
     /// The local IP to advertise towards an operator (for the operator leg's RTP).
     pub fn local_ip_for(&self, operator: &OperatorId) -> IpAddr {
-        let peer = self.ctx.contact_of(operator).map(|c| c.source.ip());
+        let peer = self.operator_ip(operator);
         self.ctx.local_ip_towards(peer.unwrap_or(IpAddr::from([127, 0, 0, 1])))
     }
 

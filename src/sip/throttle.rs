@@ -104,8 +104,8 @@ impl Backoff {
         self.failures += 1;
         self.last = now;
         let over = self.failures.checked_sub(free)?;
-        let doublings = over.min(20);
-        let backoff = config.base_backoff.saturating_mul(1 << doublings.min(16)).min(config.max_backoff);
+        // Capped at 2^16 so the shift cannot overflow; max_backoff caps the time anyway.
+        let backoff = config.base_backoff.saturating_mul(1 << over.min(16)).min(config.max_backoff);
         let until = now + backoff;
         self.blocked_until = Some(until);
         Some((until, backoff))
